@@ -1,0 +1,269 @@
+import {
+  GGUFError,
+  GGUFValueType,
+  TYPE_LAYOUT,
+  type GGMLType,
+  type GGUFArray,
+  type GGUFHeader,
+  type GGUFTensorInfo,
+  type GGUFValue,
+} from "./types.ts";
+
+const MAGIC = 0x46554747; // "GGUF" little-endian
+const DEFAULT_ALIGNMENT = 32;
+const MAX_DIMS = 4;
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+/** Thrown internally when the buffered prefix of a file ends before the header does. */
+class NeedMoreBytes extends Error {}
+
+/**
+ * Reads the header of a GGUF file held (at least partly) in `buf`.
+ * `fileSize` is the real file's size: reading past `buf` but inside the file asks for more bytes,
+ * reading past the file is a GGUFError.
+ */
+class HeaderParser {
+  private pos = 0;
+  private readonly view: DataView;
+
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly fileSize: number,
+  ) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  private need(n: number, field: string): void {
+    if (this.pos + n <= this.buf.length) return;
+    if (this.pos + n > this.fileSize) {
+      throw new GGUFError(field, this.pos, `needs ${n} bytes but the file ends at ${this.fileSize}`);
+    }
+    throw new NeedMoreBytes();
+  }
+
+  private remaining(): number {
+    return this.fileSize - this.pos;
+  }
+
+  u8(field: string): number { this.need(1, field); return this.view.getUint8(this.pos++); }
+  i8(field: string): number { this.need(1, field); return this.view.getInt8(this.pos++); }
+  u16(field: string): number { this.need(2, field); const v = this.view.getUint16(this.pos, true); this.pos += 2; return v; }
+  i16(field: string): number { this.need(2, field); const v = this.view.getInt16(this.pos, true); this.pos += 2; return v; }
+  u32(field: string): number { this.need(4, field); const v = this.view.getUint32(this.pos, true); this.pos += 4; return v; }
+  i32(field: string): number { this.need(4, field); const v = this.view.getInt32(this.pos, true); this.pos += 4; return v; }
+  f32(field: string): number { this.need(4, field); const v = this.view.getFloat32(this.pos, true); this.pos += 4; return v; }
+  f64(field: string): number { this.need(8, field); const v = this.view.getFloat64(this.pos, true); this.pos += 8; return v; }
+  u64(field: string): bigint { this.need(8, field); const v = this.view.getBigUint64(this.pos, true); this.pos += 8; return v; }
+  i64(field: string): bigint { this.need(8, field); const v = this.view.getBigInt64(this.pos, true); this.pos += 8; return v; }
+
+  /** A u64 used as a size or count: must be a safe integer no larger than `limit`. */
+  count(field: string, limit: number): number {
+    const at = this.pos;
+    const v = this.u64(field);
+    if (v > BigInt(limit)) throw new GGUFError(field, at, `value ${v} exceeds the limit ${limit} for this file`);
+    return Number(v);
+  }
+
+  string(field: string): string {
+    const len = this.count(`${field} length`, this.remaining());
+    this.need(len, field);
+    const s = utf8.decode(this.buf.subarray(this.pos, this.pos + len));
+    this.pos += len;
+    return s;
+  }
+
+  value(type: number, field: string, depth = 0): GGUFValue {
+    switch (type) {
+      case GGUFValueType.UINT8: return this.u8(field);
+      case GGUFValueType.INT8: return this.i8(field);
+      case GGUFValueType.UINT16: return this.u16(field);
+      case GGUFValueType.INT16: return this.i16(field);
+      case GGUFValueType.UINT32: return this.u32(field);
+      case GGUFValueType.INT32: return this.i32(field);
+      case GGUFValueType.FLOAT32: return this.f32(field);
+      case GGUFValueType.FLOAT64: return this.f64(field);
+      case GGUFValueType.BOOL: {
+        const at = this.pos;
+        const b = this.u8(field);
+        if (b > 1) throw new GGUFError(field, at, `bool must be 0 or 1, got ${b}`);
+        return b === 1;
+      }
+      case GGUFValueType.UINT64: return narrow(this.u64(field));
+      case GGUFValueType.INT64: return narrow(this.i64(field));
+      case GGUFValueType.STRING: return this.string(field);
+      case GGUFValueType.ARRAY: return this.array(field, depth);
+      default:
+        throw new GGUFError(field, this.pos - 4, `unknown value type ${type}`);
+    }
+  }
+
+  private array(field: string, depth: number): GGUFArray {
+    if (depth >= 8) throw new GGUFError(field, this.pos, "arrays nested deeper than 8 levels");
+    const typeAt = this.pos;
+    const elemType = this.u32(`${field} element type`);
+    const minSize = MIN_VALUE_BYTES[elemType];
+    if (minSize === undefined) throw new GGUFError(`${field} element type`, typeAt, `unknown value type ${elemType}`);
+    // Every element takes at least minSize bytes: a count that cannot fit in the file is refused
+    // before anything is allocated.
+    const n = this.count(`${field} count`, Math.floor(this.remaining() / minSize));
+    const fixed = FIXED_ARRAYS[elemType];
+    if (fixed) {
+      const bytes = n * fixed.BYTES_PER_ELEMENT;
+      this.need(bytes, field);
+      const copy = this.buf.slice(this.pos, this.pos + bytes); // aligned copy for the typed array
+      this.pos += bytes;
+      return new fixed(copy.buffer, 0, n);
+    }
+    const out: GGUFValue[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.value(elemType, `${field}[${i}]`, depth + 1);
+    return out as GGUFArray;
+  }
+
+  header(): GGUFHeader {
+    const magic = this.u32("magic");
+    if (magic !== MAGIC) throw new GGUFError("magic", 0, `not a GGUF file (magic 0x${magic.toString(16).padStart(8, "0")})`);
+    const versionAt = this.pos;
+    const version = this.u32("version");
+    if (version !== 2 && version !== 3) {
+      throw new GGUFError("version", versionAt, `unsupported GGUF version ${version} (supported: 2, 3)`);
+    }
+    // Each tensor info takes at least 24 bytes, each key/value pair at least 12.
+    const nTensors = this.count("tensor_count", Math.floor(this.remaining() / 24));
+    const nKV = this.count("metadata_kv_count", Math.floor(this.remaining() / 12));
+
+    const metadata = new Map<string, GGUFValue>();
+    const metadataTypes = new Map<string, GGUFValueType>();
+    for (let i = 0; i < nKV; i++) {
+      const key = this.string(`metadata[${i}].key`);
+      const type = this.u32(`metadata.${key} type`);
+      metadata.set(key, this.value(type, `metadata.${key}`));
+      metadataTypes.set(key, type);
+    }
+
+    let alignment = DEFAULT_ALIGNMENT;
+    const declared = metadata.get("general.alignment");
+    if (declared !== undefined) {
+      if (typeof declared !== "number" || declared <= 0 || !Number.isInteger(declared) || (declared & (declared - 1)) !== 0) {
+        throw new GGUFError("metadata.general.alignment", 0, `must be a power of two, got ${String(declared)}`);
+      }
+      alignment = declared;
+    }
+
+    const infos: Omit<GGUFTensorInfo, "fileOffset">[] = [];
+    for (let i = 0; i < nTensors; i++) {
+      const name = this.string(`tensor[${i}].name`);
+      const field = `tensor ${name}`;
+      const dimsAt = this.pos;
+      const nDims = this.u32(`${field} n_dims`);
+      if (nDims < 1 || nDims > MAX_DIMS) throw new GGUFError(`${field} n_dims`, dimsAt, `must be 1..${MAX_DIMS}, got ${nDims}`);
+      const dims: number[] = [];
+      let nElements = 1;
+      for (let d = 0; d < nDims; d++) {
+        const at = this.pos;
+        const dim = this.count(`${field} dims[${d}]`, Number.MAX_SAFE_INTEGER);
+        nElements *= dim;
+        if (!Number.isSafeInteger(nElements)) throw new GGUFError(`${field} dims`, at, "element count overflows");
+        dims.push(dim);
+      }
+      const typeAt = this.pos;
+      const type = this.u32(`${field} type`) as GGMLType;
+      const layout = TYPE_LAYOUT[type];
+      if (!layout) throw new GGUFError(`${field} type`, typeAt, `unknown tensor type ${type}`);
+      if (dims[0]! % layout.blockSize !== 0) {
+        throw new GGUFError(`${field} dims[0]`, dimsAt + 4, `${layout.name} rows must be a multiple of ${layout.blockSize}, got ${dims[0]}`);
+      }
+      const offsetAt = this.pos;
+      const offset = this.count(`${field} offset`, this.fileSize);
+      if (offset % alignment !== 0) throw new GGUFError(`${field} offset`, offsetAt, `${offset} is not aligned to ${alignment}`);
+      const nBytes = (nElements / layout.blockSize) * layout.blockBytes;
+      infos.push({ name, dims, type, offset, nElements, nBytes });
+    }
+
+    const dataOffset = Math.ceil(this.pos / alignment) * alignment;
+    const tensors = infos.map((t) => {
+      const fileOffset = dataOffset + t.offset;
+      if (fileOffset + t.nBytes > this.fileSize) {
+        throw new GGUFError(`tensor ${t.name} data`, fileOffset, `${t.nBytes} bytes run past the end of the file (${this.fileSize})`);
+      }
+      return { ...t, fileOffset };
+    });
+    return { version, metadata, metadataTypes, tensors, alignment, dataOffset, fileSize: this.fileSize };
+  }
+}
+
+/** Smallest encoded size of one value of each type (used to bound array counts). */
+const MIN_VALUE_BYTES: Record<number, number> = {
+  [GGUFValueType.UINT8]: 1, [GGUFValueType.INT8]: 1, [GGUFValueType.BOOL]: 1,
+  [GGUFValueType.UINT16]: 2, [GGUFValueType.INT16]: 2,
+  [GGUFValueType.UINT32]: 4, [GGUFValueType.INT32]: 4, [GGUFValueType.FLOAT32]: 4,
+  [GGUFValueType.UINT64]: 8, [GGUFValueType.INT64]: 8, [GGUFValueType.FLOAT64]: 8,
+  [GGUFValueType.STRING]: 8, [GGUFValueType.ARRAY]: 12,
+};
+
+type TypedArrayCtor = { new (buf: ArrayBuffer, offset: number, length: number): GGUFArray; BYTES_PER_ELEMENT: number };
+// Typed arrays are little-endian on every platform Petrel runs on (x86, ARM, WASM).
+const FIXED_ARRAYS: Record<number, TypedArrayCtor> = {
+  [GGUFValueType.UINT8]: Uint8Array, [GGUFValueType.INT8]: Int8Array,
+  [GGUFValueType.UINT16]: Uint16Array, [GGUFValueType.INT16]: Int16Array,
+  [GGUFValueType.UINT32]: Uint32Array, [GGUFValueType.INT32]: Int32Array,
+  [GGUFValueType.FLOAT32]: Float32Array, [GGUFValueType.FLOAT64]: Float64Array,
+  [GGUFValueType.UINT64]: BigUint64Array, [GGUFValueType.INT64]: BigInt64Array,
+} as unknown as Record<number, TypedArrayCtor>;
+
+function narrow(v: bigint): number | bigint {
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+}
+
+/** A GGUF file fully in memory. */
+export interface GGUFFile extends GGUFHeader {
+  bytes: Uint8Array;
+}
+
+/** Parses a whole GGUF file held in memory. Tensor data is not copied. */
+export function parseGGUF(bytes: Uint8Array): GGUFFile {
+  try {
+    return { ...new HeaderParser(bytes, bytes.length).header(), bytes };
+  } catch (e) {
+    if (e instanceof NeedMoreBytes) throw new GGUFError("header", bytes.length, "file is truncated");
+    throw e;
+  }
+}
+
+/** Random access to a file that may not be in memory (an R2 object read with range requests, a file handle). */
+export interface RandomAccessSource {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
+ * Reads only the header of a GGUF file from a random-access source: starts with a small prefix
+ * and doubles it until the header fits, so large vocabularies cost a few reads, not the file.
+ */
+export async function readGGUFHeader(source: RandomAccessSource, firstRead = 1 << 20): Promise<GGUFHeader> {
+  let length = Math.min(firstRead, source.size);
+  for (;;) {
+    const prefix = await source.read(0, length);
+    if (prefix.length !== length) throw new GGUFError("header", prefix.length, `source returned ${prefix.length} of ${length} bytes`);
+    try {
+      return new HeaderParser(prefix, source.size).header();
+    } catch (e) {
+      if (!(e instanceof NeedMoreBytes)) throw e;
+      length = Math.min(length * 2, source.size);
+    }
+  }
+}
+
+/** Reads one tensor's raw bytes (its GGUF blocks) from a source. */
+export function readTensorBytes(source: RandomAccessSource, tensor: GGUFTensorInfo): Promise<Uint8Array> {
+  return source.read(tensor.fileOffset, tensor.nBytes);
+}
+
+/** A RandomAccessSource over bytes in memory. */
+export function memorySource(bytes: Uint8Array): RandomAccessSource {
+  return { size: bytes.length, read: async (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+/** The raw bytes of one tensor of an in-memory file (a view, not a copy). */
+export function tensorBytes(file: GGUFFile, tensor: GGUFTensorInfo): Uint8Array {
+  return file.bytes.subarray(tensor.fileOffset, tensor.fileOffset + tensor.nBytes);
+}
