@@ -79,7 +79,11 @@ export function checkRun(run: ReferenceRun, out: RunOutput, reference: Reference
   return null;
 }
 
-/** Runs one fixture run on a loaded model: teacher-forced rows, then a fresh greedy continuation. */
+/**
+ * Runs one fixture run on a loaded model: teacher-forced rows, and our own greedy continuation.
+ * Greedy follows the forced rows for as long as our argmax agrees with the forced tokens (the
+ * states are identical up to there), then decodes on its own from that point.
+ */
 export function runFixture(model: Model, run: ReferenceRun): RunOutput {
   const steps = run.tokens.length;
   const nCtx = run.prompt.length + steps + 1;
@@ -87,12 +91,17 @@ export function runFixture(model: Model, run: ReferenceRun): RunOutput {
   const forcedRows = [model.forward(forced, run.prompt)];
   for (let s = 0; s + 1 < steps; s++) forcedRows.push(model.forward(forced, [run.tokens[s]!]));
 
-  const cache = model.createCache({ nCtx });
   const greedy: number[] = [];
-  let logits = model.forward(cache, run.prompt);
-  for (let s = 0; s < steps; s++) {
-    greedy.push(argmax(logits));
-    if (s + 1 < steps) logits = model.forward(cache, [greedy[s]!]);
+  while (greedy.length < steps && (greedy.length === 0 || greedy.at(-1) === run.tokens[greedy.length - 1])) {
+    greedy.push(argmax(forcedRows[greedy.length]!));
+  }
+  if (greedy.length < steps) {
+    const cache = model.createCache({ nCtx });
+    let logits = model.forward(cache, [...run.prompt, ...greedy]);
+    while (greedy.length < steps) {
+      greedy.push(argmax(logits));
+      if (greedy.length < steps) logits = model.forward(cache, [greedy.at(-1)!]);
+    }
   }
   return { forcedRows, greedy };
 }

@@ -65,6 +65,20 @@ function writeRow(dst: Float32Array | Uint16Array, at: number, row: Float32Array
   else for (let i = 0; i < row.length; i++) dst[at + i] = f32ToF16(row[i]!);
 }
 
+/** Σ a[i]·b[offset+i] in double precision; four partial sums let the JIT pipeline the loop. */
+function dot(a: Float32Array, b: Float32Array, offset: number, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    s0 += a[i]! * b[offset + i]!;
+    s1 += a[i + 1]! * b[offset + i + 1]!;
+    s2 += a[i + 2]! * b[offset + i + 2]!;
+    s3 += a[i + 3]! * b[offset + i + 3]!;
+  }
+  for (; i < n; i++) s0 += a[i]! * b[offset + i]!;
+  return s0 + s1 + s2 + s3;
+}
+
 function sameShape(a: KVCacheShape, b: KVCacheShape): boolean {
   return a.nLayers === b.nLayers && a.nCtx === b.nCtx && a.kvDim === b.kvDim && a.type === b.type;
 }
@@ -95,12 +109,7 @@ export function createJsBackend(): Backend {
       const row = rowBuffer(cols);
       for (let r = 0; r < rows; r++) {
         dequantizeRow(w, r, row);
-        for (let t = 0; t < nTokens; t++) {
-          const xo = t * cols;
-          let sum = 0;
-          for (let c = 0; c < cols; c++) sum += row[c]! * x[xo + c]!;
-          out[t * rows + r] = sum;
-        }
+        for (let t = 0; t < nTokens; t++) out[t * rows + r] = dot(row, x, t * cols, cols);
       }
     },
 
