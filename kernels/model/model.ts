@@ -32,6 +32,14 @@ export interface ForwardOptions {
   allLogits?: boolean;
 }
 
+/** One sequence's share of a batched step. */
+export interface BatchItem {
+  cache: KVCache;
+  tokens: ArrayLike<number>;
+  /** Return the logits of every token of this sequence, not only the last one's. */
+  allLogits?: boolean;
+}
+
 export interface CacheOptions {
   /** Positions to reserve; defaults to the model's training context. */
   nCtx?: number;
@@ -114,16 +122,47 @@ export class Model {
    * cache, and returns the logits of the last token (or of every token with allLogits).
    */
   forward(cache: KVCache, tokens: ArrayLike<number>, opts: ForwardOptions = {}): Float32Array {
-    const n = tokens.length;
-    if (n === 0) throw new RangeError("forward needs at least one token");
-    if (cache.length + n > cache.shape.nCtx) {
-      throw new RangeError(`context overflow: ${cache.length} cached + ${n} new tokens > context size ${cache.shape.nCtx}`);
+    return this.forwardBatch([{ cache, tokens, allLogits: opts.allLogits }])[0]!;
+  }
+
+  /**
+   * One step for several sequences at once: their tokens go through every matmul together, so
+   * each weight is read once per step for the whole batch; attention stays per sequence.
+   * Returns each sequence's logits in order.
+   */
+  forwardBatch(batch: readonly BatchItem[]): Float32Array[] {
+    if (batch.length === 0) return [];
+    if (new Set(batch.map((b) => b.cache)).size !== batch.length) throw new RangeError("a sequence may appear only once in a batch");
+    for (const { cache, tokens } of batch) {
+      if (tokens.length === 0) throw new RangeError("forward needs at least one token");
+      if (cache.length + tokens.length > cache.shape.nCtx) {
+        throw new RangeError(`context overflow: ${cache.length} cached + ${tokens.length} new tokens > context size ${cache.shape.nCtx}`);
+      }
     }
-    const x = this.embed(tokens);
-    const positions = Int32Array.from({ length: n }, (_, t) => cache.length + t);
-    for (let l = 0; l < this.layers.length; l++) this.layer(l, x, cache, positions);
-    this.backend.commit(cache, n);
-    return this.head(opts.allLogits ? x : x.subarray((n - 1) * this.config.nEmbd), opts.allLogits ? n : 1);
+    const spans = batch.map((b) => ({ ...b, positions: Int32Array.from({ length: b.tokens.length }, (_, t) => b.cache.length + t) }));
+    const x = this.embed(spans.flatMap((b) => Array.from(b.tokens)));
+    for (let l = 0; l < this.layers.length; l++) this.layer(l, x, spans);
+    for (const b of batch) this.backend.commit(b.cache, b.tokens.length);
+
+    // Only the rows whose logits are wanted go through the output head, in one matmul.
+    const { nEmbd, nVocab } = this.config;
+    const rows: number[] = [];
+    let first = 0;
+    for (const b of batch) {
+      const n = b.tokens.length;
+      for (let t = b.allLogits ? 0 : n - 1; t < n; t++) rows.push(first + t);
+      first += n;
+    }
+    const picked = new Float32Array(rows.length * nEmbd);
+    rows.forEach((r, i) => picked.set(x.subarray(r * nEmbd, (r + 1) * nEmbd), i * nEmbd));
+    const logits = this.head(picked, rows.length);
+    let at = 0;
+    return batch.map((b) => {
+      const n = b.allLogits ? b.tokens.length : 1;
+      const out = logits.subarray(at * nVocab, (at + n) * nVocab);
+      at += n;
+      return out;
+    });
   }
 
   /** Token embeddings of a batch: nTokens × nEmbd. */
@@ -139,19 +178,27 @@ export class Model {
     return x;
   }
 
-  /** One transformer block, updating the residual stream x (nTokens × nEmbd) in place. */
-  layer(l: number, x: Float32Array, cache: KVCache, positions: Int32Array): void {
+  /** One transformer block, updating the residual stream x (all sequences' tokens × nEmbd) in place. */
+  layer(l: number, x: Float32Array, batch: readonly (BatchItem & { positions: Int32Array })[]): void {
     const { backend, config } = this;
     const w = this.layers[l]!;
-    const n = positions.length;
+    const n = x.length / config.nEmbd;
     const { nEmbd, nHead, nHeadKv, headDim, nFf, rmsEps, rope } = config;
+    const qDim = nHead * headDim;
+    const kvDim = nHeadKv * headDim;
+    const positions = new Int32Array(n);
+    let first = 0;
+    for (const b of batch) {
+      positions.set(b.positions, first);
+      first += b.positions.length;
+    }
 
     // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
     const xb = new Float32Array(n * nEmbd);
     backend.rmsNorm(xb, x, w.attnNorm, n, rmsEps);
-    const q = new Float32Array(n * nHead * headDim);
-    const k = new Float32Array(n * nHeadKv * headDim);
-    const v = new Float32Array(n * nHeadKv * headDim);
+    const q = new Float32Array(n * qDim);
+    const k = new Float32Array(n * kvDim);
+    const v = new Float32Array(n * kvDim);
     backend.matmul(q, w.wq, xb, n);
     backend.matmul(k, w.wk, xb, n);
     backend.matmul(v, w.wv, xb, n);
@@ -161,7 +208,13 @@ export class Model {
     backend.rope(q, n, nHead, headDim, positions, rope);
     backend.rope(k, n, nHeadKv, headDim, positions, rope);
     const att = new Float32Array(q.length);
-    backend.attention(att, q, k, v, cache, l, n, this.attention);
+    first = 0;
+    for (const b of batch) {
+      const m = b.positions.length;
+      const rows = (a: Float32Array, width: number) => a.subarray(first * width, (first + m) * width);
+      backend.attention(rows(att, qDim), rows(q, qDim), rows(k, kvDim), rows(v, kvDim), b.cache, l, m, this.attention);
+      first += m;
+    }
     backend.matmul(xb, w.wo, att, n);
     addInPlace(x, xb);
 
