@@ -12,7 +12,22 @@ import {
 const MAGIC = 0x46554747; // "GGUF" little-endian
 const DEFAULT_ALIGNMENT = 32;
 const MAX_DIMS = 4;
+const MAX_ARRAY_DEPTH = 8;
 const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+// Sizes the parser reports for the objects it creates, beyond their payload (see ParseOptions).
+const OBJECT_BYTES = 64;
+const ARRAY_SLOT_BYTES = 8;
+
+export interface ParseOptions {
+  /**
+   * Called with the (estimated) size of every allocation the parser makes, before making it:
+   * typed-array copies, JS arrays (8 bytes a slot), strings, objects (64 bytes). Every size is
+   * bounded by what the file's remaining bytes can back, so a corrupt count is refused before it
+   * costs memory; the fuzz test uses this hook to prove it.
+   */
+  onAllocate?: (bytes: number) => void;
+}
 
 /** Thrown internally when the buffered prefix of a file ends before the header does. */
 class NeedMoreBytes extends Error {}
@@ -29,8 +44,14 @@ class HeaderParser {
   constructor(
     private readonly buf: Uint8Array,
     private readonly fileSize: number,
+    private readonly options: ParseOptions,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** The single allocation helper: every allocation is announced here first. */
+  private allocate(bytes: number): void {
+    this.options.onAllocate?.(bytes);
   }
 
   private need(n: number, field: string): void {
@@ -65,14 +86,15 @@ class HeaderParser {
   }
 
   string(field: string): string {
-    const len = this.count(`${field} length`, this.remaining());
+    const len = this.count(`${field} length`, this.remaining() - 8);
     this.need(len, field);
+    this.allocate(len + OBJECT_BYTES);
     const s = utf8.decode(this.buf.subarray(this.pos, this.pos + len));
     this.pos += len;
     return s;
   }
 
-  value(type: number, field: string, depth = 0): GGUFValue {
+  value(type: number, field: string, typeAt: number, depth = 0): GGUFValue {
     switch (type) {
       case GGUFValueType.UINT8: return this.u8(field);
       case GGUFValueType.INT8: return this.i8(field);
@@ -93,30 +115,65 @@ class HeaderParser {
       case GGUFValueType.STRING: return this.string(field);
       case GGUFValueType.ARRAY: return this.array(field, depth);
       default:
-        throw new GGUFError(field, this.pos - 4, `unknown value type ${type}`);
+        throw new GGUFError(`${field} type`, typeAt, `unknown value type ${type}`);
     }
   }
 
   private array(field: string, depth: number): GGUFArray {
-    if (depth >= 8) throw new GGUFError(field, this.pos, "arrays nested deeper than 8 levels");
+    if (depth >= MAX_ARRAY_DEPTH) throw new GGUFError(field, this.pos, `arrays nested deeper than ${MAX_ARRAY_DEPTH} levels`);
     const typeAt = this.pos;
     const elemType = this.u32(`${field} element type`);
     const minSize = MIN_VALUE_BYTES[elemType];
     if (minSize === undefined) throw new GGUFError(`${field} element type`, typeAt, `unknown value type ${elemType}`);
     // Every element takes at least minSize bytes: a count that cannot fit in the file is refused
     // before anything is allocated.
-    const n = this.count(`${field} count`, Math.floor(this.remaining() / minSize));
+    const n = this.count(`${field} count`, Math.floor((this.remaining() - 8) / minSize));
     const fixed = FIXED_ARRAYS[elemType];
     if (fixed) {
       const bytes = n * fixed.BYTES_PER_ELEMENT;
       this.need(bytes, field);
+      this.allocate(bytes + OBJECT_BYTES);
       const copy = this.buf.slice(this.pos, this.pos + bytes); // aligned copy for the typed array
       this.pos += bytes;
       return new fixed(copy.buffer, 0, n);
     }
+    this.allocate(n * ARRAY_SLOT_BYTES + OBJECT_BYTES);
     const out: GGUFValue[] = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.value(elemType, `${field}[${i}]`, depth + 1);
+    if (elemType === GGUFValueType.STRING) {
+      for (let i = 0; i < n; i++) out[i] = this.arrayString(field, i);
+    } else {
+      for (let i = 0; i < n; i++) out[i] = this.value(elemType, `${field}[${i}]`, typeAt, depth + 1);
+    }
     return out as GGUFArray;
+  }
+
+  /**
+   * A string in an array (vocabularies hold hundreds of thousands): decoded directly when it lies
+   * wholly in the buffer, else by string(), which names the element in its errors.
+   */
+  private arrayString(field: string, i: number): string {
+    const at = this.pos;
+    if (at + 8 <= this.buf.length && this.view.getUint32(at + 4, true) === 0) {
+      const len = this.view.getUint32(at, true);
+      if (at + 8 + len <= this.buf.length) {
+        this.allocate(len + OBJECT_BYTES);
+        this.pos = at + 8 + len;
+        return utf8.decode(this.buf.subarray(at + 8, this.pos));
+      }
+    }
+    return this.string(`${field}[${i}]`);
+  }
+
+  /** general.alignment, when present: an unsigned integer power of two. */
+  private alignment(metadata: Map<string, GGUFValue>, typeOf: Map<string, GGUFValueType>, valueAt: number): number {
+    const declared = metadata.get("general.alignment");
+    if (declared === undefined) return DEFAULT_ALIGNMENT;
+    const type = typeOf.get("general.alignment");
+    const unsigned = type === GGUFValueType.UINT8 || type === GGUFValueType.UINT16 || type === GGUFValueType.UINT32 || type === GGUFValueType.UINT64;
+    if (!unsigned || typeof declared !== "number" || !isPowerOfTwo(declared)) {
+      throw new GGUFError("metadata.general.alignment", valueAt, `must be an unsigned power of two, got ${String(declared)}`);
+    }
+    return declared;
   }
 
   header(): GGUFHeader {
@@ -125,58 +182,37 @@ class HeaderParser {
     const versionAt = this.pos;
     const version = this.u32("version");
     if (version !== 2 && version !== 3) {
-      throw new GGUFError("version", versionAt, `unsupported GGUF version ${version} (supported: 2, 3)`);
+      const hint = version > 0xffff ? " (a big-endian file?)" : "";
+      throw new GGUFError("version", versionAt, `unsupported GGUF version ${version}${hint} (supported: 2, 3)`);
     }
-    // Each tensor info takes at least 24 bytes, each key/value pair at least 12.
-    const nTensors = this.count("tensor_count", Math.floor(this.remaining() / 24));
-    const nKV = this.count("metadata_kv_count", Math.floor(this.remaining() / 12));
+    // Each tensor info takes at least 32 bytes, each key/value pair at least 13.
+    const nTensors = this.count("tensor_count", Math.floor(this.remaining() / 32));
+    const nKV = this.count("metadata_kv_count", Math.floor(this.remaining() / 13));
 
     const metadata = new Map<string, GGUFValue>();
     const metadataTypes = new Map<string, GGUFValueType>();
+    let alignmentAt = 0;
     for (let i = 0; i < nKV; i++) {
+      const keyAt = this.pos;
       const key = this.string(`metadata[${i}].key`);
+      if (metadata.has(key)) throw new GGUFError(`metadata[${i}].key`, keyAt, `duplicate key ${key}`);
+      const typeAt = this.pos;
       const type = this.u32(`metadata.${key} type`);
-      metadata.set(key, this.value(type, `metadata.${key}`));
+      if (key === "general.alignment") alignmentAt = this.pos;
+      this.allocate(OBJECT_BYTES);
+      metadata.set(key, this.value(type, `metadata.${key}`, typeAt));
       metadataTypes.set(key, type);
     }
-
-    let alignment = DEFAULT_ALIGNMENT;
-    const declared = metadata.get("general.alignment");
-    if (declared !== undefined) {
-      if (typeof declared !== "number" || declared <= 0 || !Number.isInteger(declared) || (declared & (declared - 1)) !== 0) {
-        throw new GGUFError("metadata.general.alignment", 0, `must be a power of two, got ${String(declared)}`);
-      }
-      alignment = declared;
-    }
+    const alignment = this.alignment(metadata, metadataTypes, alignmentAt);
 
     const infos: Omit<GGUFTensorInfo, "fileOffset">[] = [];
+    const names = new Set<string>();
     for (let i = 0; i < nTensors; i++) {
+      const nameAt = this.pos;
       const name = this.string(`tensor[${i}].name`);
-      const field = `tensor ${name}`;
-      const dimsAt = this.pos;
-      const nDims = this.u32(`${field} n_dims`);
-      if (nDims < 1 || nDims > MAX_DIMS) throw new GGUFError(`${field} n_dims`, dimsAt, `must be 1..${MAX_DIMS}, got ${nDims}`);
-      const dims: number[] = [];
-      let nElements = 1;
-      for (let d = 0; d < nDims; d++) {
-        const at = this.pos;
-        const dim = this.count(`${field} dims[${d}]`, Number.MAX_SAFE_INTEGER);
-        nElements *= dim;
-        if (!Number.isSafeInteger(nElements)) throw new GGUFError(`${field} dims`, at, "element count overflows");
-        dims.push(dim);
-      }
-      const typeAt = this.pos;
-      const type = this.u32(`${field} type`) as GGMLType;
-      const layout = TYPE_LAYOUT[type];
-      if (!layout) throw new GGUFError(`${field} type`, typeAt, `unknown tensor type ${type}`);
-      if (dims[0]! % layout.blockSize !== 0) {
-        throw new GGUFError(`${field} dims[0]`, dimsAt + 4, `${layout.name} rows must be a multiple of ${layout.blockSize}, got ${dims[0]}`);
-      }
-      const offsetAt = this.pos;
-      const offset = this.count(`${field} offset`, this.fileSize);
-      if (offset % alignment !== 0) throw new GGUFError(`${field} offset`, offsetAt, `${offset} is not aligned to ${alignment}`);
-      const nBytes = (nElements / layout.blockSize) * layout.blockBytes;
-      infos.push({ name, dims, type, offset, nElements, nBytes });
+      if (names.has(name)) throw new GGUFError(`tensor[${i}].name`, nameAt, `duplicate tensor ${name}`);
+      names.add(name);
+      infos.push(this.tensorInfo(name, alignment));
     }
 
     const dataOffset = Math.ceil(this.pos / alignment) * alignment;
@@ -189,6 +225,39 @@ class HeaderParser {
     });
     return { version, metadata, metadataTypes, tensors, alignment, dataOffset, fileSize: this.fileSize };
   }
+
+  private tensorInfo(name: string, alignment: number): Omit<GGUFTensorInfo, "fileOffset"> {
+    const field = `tensor ${name}`;
+    const dimsAt = this.pos;
+    const nDims = this.u32(`${field} n_dims`);
+    if (nDims < 1 || nDims > MAX_DIMS) throw new GGUFError(`${field} n_dims`, dimsAt, `must be 1..${MAX_DIMS}, got ${nDims}`);
+    this.allocate(2 * OBJECT_BYTES + nDims * ARRAY_SLOT_BYTES);
+    const dims: number[] = [];
+    let nElements = 1;
+    for (let d = 0; d < nDims; d++) {
+      const at = this.pos;
+      const dim = this.count(`${field} dims[${d}]`, Number.MAX_SAFE_INTEGER);
+      nElements *= dim;
+      if (!Number.isSafeInteger(nElements)) throw new GGUFError(`${field} dims`, at, "element count overflows");
+      dims.push(dim);
+    }
+    const typeAt = this.pos;
+    const type = this.u32(`${field} type`) as GGMLType;
+    const layout = TYPE_LAYOUT[type];
+    if (!layout) throw new GGUFError(`${field} type`, typeAt, `unknown tensor type ${type}`);
+    if (dims[0]! % layout.blockSize !== 0) {
+      throw new GGUFError(`${field} dims[0]`, dimsAt + 4, `${layout.name} rows must be a multiple of ${layout.blockSize}, got ${dims[0]}`);
+    }
+    const offsetAt = this.pos;
+    const offset = this.count(`${field} offset`, this.fileSize);
+    if (offset % alignment !== 0) throw new GGUFError(`${field} offset`, offsetAt, `${offset} is not aligned to ${alignment}`);
+    const nBytes = (nElements / layout.blockSize) * layout.blockBytes;
+    return { name, dims, type, offset, nElements, nBytes };
+  }
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
 
 /** Smallest encoded size of one value of each type (used to bound array counts). */
@@ -220,13 +289,8 @@ export interface GGUFFile extends GGUFHeader {
 }
 
 /** Parses a whole GGUF file held in memory. Tensor data is not copied. */
-export function parseGGUF(bytes: Uint8Array): GGUFFile {
-  try {
-    return { ...new HeaderParser(bytes, bytes.length).header(), bytes };
-  } catch (e) {
-    if (e instanceof NeedMoreBytes) throw new GGUFError("header", bytes.length, "file is truncated");
-    throw e;
-  }
+export function parseGGUF(bytes: Uint8Array, options: ParseOptions = {}): GGUFFile {
+  return { ...new HeaderParser(bytes, bytes.length, options).header(), bytes };
 }
 
 /** Random access to a file that may not be in memory (an R2 object read with range requests, a file handle). */
@@ -236,16 +300,25 @@ export interface RandomAccessSource {
 }
 
 /**
- * Reads only the header of a GGUF file from a random-access source: starts with a small prefix
- * and doubles it until the header fits, so large vocabularies cost a few reads, not the file.
+ * Reads only the header of a GGUF file from a random-access source: reads a prefix of
+ * `firstRead` bytes and, while the header runs past it, doubles it by reading just the missing
+ * part, so a large vocabulary costs a few reads and the tensor data none.
  */
-export async function readGGUFHeader(source: RandomAccessSource, firstRead = 1 << 20): Promise<GGUFHeader> {
-  let length = Math.min(firstRead, source.size);
+export async function readGGUFHeader(source: RandomAccessSource, firstRead = 1 << 20, options: ParseOptions = {}): Promise<GGUFHeader> {
+  let prefix = new Uint8Array(0);
+  let length = Math.min(Math.max(firstRead, 64), source.size);
   for (;;) {
-    const prefix = await source.read(0, length);
-    if (prefix.length !== length) throw new GGUFError("header", prefix.length, `source returned ${prefix.length} of ${length} bytes`);
+    options.onAllocate?.(length);
+    const grown = new Uint8Array(length);
+    grown.set(prefix);
+    const tail = await source.read(prefix.length, length - prefix.length);
+    if (tail.length !== length - prefix.length) {
+      throw new GGUFError("header", prefix.length, `source returned ${tail.length} of ${length - prefix.length} bytes`);
+    }
+    grown.set(tail, prefix.length);
+    prefix = grown;
     try {
-      return new HeaderParser(prefix, source.size).header();
+      return new HeaderParser(prefix, source.size, options).header();
     } catch (e) {
       if (!(e instanceof NeedMoreBytes)) throw e;
       length = Math.min(length * 2, source.size);

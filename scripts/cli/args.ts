@@ -24,12 +24,8 @@ export function parseArgs(argv: string[], booleans: readonly string[] = []): Par
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
     if (eq >= 0) flags.set(name, arg.slice(eq + 1));
     else if (booleans.includes(name)) flags.set(name, true);
-    else {
-      const value = argv[i + 1];
-      if (value === undefined) throw new CliError(`--${name} needs a value`);
-      flags.set(name, value);
-      i++;
-    }
+    else if (argv[i + 1] === undefined) flags.set(name, true); // reported as "needs a value" (or "unknown option") when read
+    else flags.set(name, argv[++i]!);
   }
   return { flags, positional };
 }

@@ -6,7 +6,7 @@
  */
 import { rowBytes } from "../../gguf/types.ts";
 import { dequantize } from "../../quant/dequantize.ts";
-import { f16ToF32, f32ToF16 } from "../../quant/half.ts";
+import { F16_TO_F32, f32ToF16 } from "../../quant/half.ts";
 import type { AttentionParams, Backend, KVCache, KVCacheShape, RopeParams, Weight, WeightData } from "../backend.ts";
 
 interface JsWeight extends Weight {
@@ -56,7 +56,7 @@ class JsKVCache implements KVCache {
     const src = this[rows][layer]!;
     const at = pos * this.shape.kvDim + headOffset;
     if (src instanceof Float32Array) out.set(src.subarray(at, at + out.length));
-    else for (let i = 0; i < out.length; i++) out[i] = f16ToF32(src[at + i]!);
+    else for (let i = 0; i < out.length; i++) out[i] = F16_TO_F32[src[at + i]!]!;
   }
 }
 
