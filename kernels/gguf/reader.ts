@@ -13,7 +13,7 @@ const MAGIC = 0x46554747; // "GGUF" little-endian
 const DEFAULT_ALIGNMENT = 32;
 const MAX_DIMS = 4;
 const MAX_ARRAY_DEPTH = 8;
-const utf8 = new TextDecoder("utf-8", { fatal: false });
+const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: false });
 
 // Sizes the parser reports for the objects it creates, beyond their payload (see ParseOptions).
 const OBJECT_BYTES = 64;

@@ -1,0 +1,29 @@
+/** The bindings the worker and its Durable Objects see (wrangler.toml, .dev.vars, secrets). */
+import type { AccountDO } from "../durable-objects/account.ts";
+import type { SessionDO } from "../durable-objects/session.ts";
+
+export interface Env {
+  SESSIONS: DurableObjectNamespace<SessionDO>;
+  ACCOUNTS: DurableObjectNamespace<AccountDO>;
+  MODELS: R2Bucket;
+  KEYS: KVNamespace;
+  /** JSON array of configured keys: {id, hash (sha256 hex of the key), tenant, rpm?, tpm?}. Secret. */
+  API_KEYS?: string;
+  /** Comma-separated sha256 hex digests of admin keys. Secret. */
+  ADMIN_KEY_HASHES?: string;
+  MEMORY_BUDGET_MB?: string;
+  MAX_BODY_BYTES?: string;
+  CORS_ORIGINS?: string;
+  DEFAULT_RPM?: string;
+  DEFAULT_TPM?: string;
+  PREFILL_CHUNK?: string;
+  /** Compute backend of the SessionDOs: "wasm" (default) or "js". */
+  BACKEND?: string;
+}
+
+/** A positive number from a var, or the fallback when it is absent or malformed. */
+export function numberVar(value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === "") return fallback;
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+}
