@@ -13,30 +13,39 @@ export interface BenchResult {
   pp_tok_s: number;
   tg_tok_s: number;
   peak_rss_mb: number;
+  /** RSS after the backend exists and before the model is read: peak − this = what the model adds. */
+  rss_before_load_mb: number;
+  /** The greedy ids fed to the decode steps. */
+  tokens: number[];
   backend: string;
   prompt: number;
   gen: number;
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const flags = new Flags(parseArgs(argv, ["json"]), ["model", "backend", "threads", "prompt", "gen", "json"]);
+  const flags = new Flags(parseArgs(argv, ["json"]), ["model", "backend", "threads", "prompt", "tokens", "gen", "json"]);
   const backendName = flags.string("backend") ?? "js";
   if (!isBackendName(backendName)) throw new CliError(`--backend must be js or wasm, got '${backendName}'`);
-  const nPrompt = flags.number("prompt", { integer: true, min: 1 }) ?? 128;
+  const given = flags.ids("tokens");
+  const nPrompt = given?.length || (flags.number("prompt", { integer: true, min: 1 }) ?? 128);
   const nGen = flags.number("gen", { integer: true, min: 1 }) ?? 64;
+  const backend = await createBackend(backendName, { threads: flags.number("threads", { integer: true, min: 1 }) });
+  const rssBeforeLoad = process.memoryUsage().rss / 2 ** 20;
   const file = readGGUFFile(flags.requireString("model"));
-  const model = loadModel(file, await createBackend(backendName, { threads: flags.number("threads", { integer: true, min: 1 }) }));
+  const model = loadModel(file, backend);
   const cache = model.createCache({ nCtx: nPrompt + nGen + 1 });
 
-  // A fixed pseudo-random prompt that avoids the control tokens at the start of every vocabulary.
-  const prompt = Array.from({ length: nPrompt }, (_, i) => 3 + ((i * 7919) % (model.config.nVocab - 3)));
+  // Without --tokens: a fixed pseudo-random prompt that avoids the control tokens at the start of every vocabulary.
+  const prompt = given?.length ? given : Array.from({ length: nPrompt }, (_, i) => 3 + ((i * 7919) % (model.config.nVocab - 3)));
   let start = performance.now();
   let logits = model.forward(cache, prompt);
   const ppSeconds = (performance.now() - start) / 1000;
 
   start = performance.now();
+  const tokens: number[] = [];
   for (let i = 0; i < nGen; i++) {
-    logits = model.forward(cache, [argmax(logits)]);
+    tokens.push(argmax(logits));
+    logits = model.forward(cache, [tokens[i]!]);
   }
   const tgSeconds = (performance.now() - start) / 1000;
 
@@ -44,6 +53,8 @@ export async function run(argv: string[]): Promise<void> {
     pp_tok_s: nPrompt / ppSeconds,
     tg_tok_s: nGen / tgSeconds,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    rss_before_load_mb: rssBeforeLoad,
+    tokens,
     backend: backendName,
     prompt: nPrompt,
     gen: nGen,
