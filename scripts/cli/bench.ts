@@ -5,9 +5,9 @@
  */
 import { createBackend, isBackendName } from "../../kernels/model/backends/index.ts";
 import { argmax } from "../../kernels/model/generate.ts";
-import { loadModel } from "../../kernels/model/model.ts";
+import { Model } from "../../kernels/model/model.ts";
 import { CliError, Flags, parseArgs } from "./args.ts";
-import { readGGUFFile } from "./io.ts";
+import { openDiskModel } from "./io.ts";
 
 export interface BenchResult {
   pp_tok_s: number;
@@ -31,8 +31,9 @@ export async function run(argv: string[]): Promise<void> {
   const nGen = flags.number("gen", { integer: true, min: 1 }) ?? 64;
   const backend = await createBackend(backendName, { threads: flags.number("threads", { integer: true, min: 1 }) });
   const rssBeforeLoad = process.memoryUsage().rss / 2 ** 20;
-  const file = readGGUFFile(flags.requireString("model"));
-  const model = loadModel(file, backend);
+  const file = await openDiskModel(flags.requireString("model"));
+  const model = Model.load(file.header, file.bytesOf, backend);
+  file.close();
   const cache = model.createCache({ nCtx: nPrompt + nGen + 1 });
 
   // Without --tokens: a fixed pseudo-random prompt that avoids the control tokens at the start of every vocabulary.

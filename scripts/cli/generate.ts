@@ -8,11 +8,11 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { createBackend, isBackendName } from "../../kernels/model/backends/index.ts";
 import { generate } from "../../kernels/model/generate.ts";
-import { loadModel } from "../../kernels/model/model.ts";
+import { Model } from "../../kernels/model/model.ts";
 import { Sampler, type SamplingParams } from "../../kernels/sampling/index.ts";
 import { Tokenizer } from "../../kernels/tokenizer/index.ts";
 import { CliError, Flags, parseArgs } from "./args.ts";
-import { readGGUFFile } from "./io.ts";
+import { openDiskModel } from "./io.ts";
 
 const OPTIONS = ["model", "prompt", "tokens", "n", "temperature", "top-k", "top-p", "min-p", "repeat-penalty", "frequency-penalty", "presence-penalty", "seed", "force", "logits-out", "stop-at-eos", "backend", "threads", "json", "ctx"];
 
@@ -33,7 +33,7 @@ function samplingParams(flags: Flags): SamplingParams | undefined {
 
 export async function run(argv: string[]): Promise<void> {
   const flags = new Flags(parseArgs(argv, ["stop-at-eos", "json"]), OPTIONS);
-  const file = readGGUFFile(flags.requireString("model"));
+  const file = await openDiskModel(flags.requireString("model"));
   const backendName = flags.string("backend") ?? "js";
   if (!isBackendName(backendName)) throw new CliError(`--backend must be js or wasm, got '${backendName}'`);
   const n = flags.number("n", { integer: true, min: 0 }) ?? 16;
@@ -43,12 +43,14 @@ export async function run(argv: string[]): Promise<void> {
   const ids = flags.ids("tokens");
   if ((text === undefined) === (ids === undefined)) throw new CliError("give exactly one of --prompt or --tokens");
   // Token-id prompts run on models without a vocabulary too; text needs one.
-  const tokenizer = file.metadata.has("tokenizer.ggml.model") ? Tokenizer.fromMetadata(file.metadata) : undefined;
+  const { metadata } = file.header;
+  const tokenizer = metadata.has("tokenizer.ggml.model") ? Tokenizer.fromMetadata(metadata) : undefined;
   if (!tokenizer && (text !== undefined || flags.bool("stop-at-eos"))) throw new CliError("this model has no tokenizer: use --tokens");
   const prompt = ids ?? tokenizer!.encode(text!, { addSpecial: true, parseSpecial: true });
   if (prompt.length === 0) throw new CliError("the prompt is empty");
 
-  const model = loadModel(file, await createBackend(backendName, { threads: flags.number("threads", { integer: true, min: 1 }) }));
+  const model = Model.load(file.header, file.bytesOf, await createBackend(backendName, { threads: flags.number("threads", { integer: true, min: 1 }) }));
+  file.close();
   for (const id of [...prompt, ...(force ?? [])]) {
     if (id >= model.config.nVocab) throw new CliError(`token id ${id} is outside the vocabulary (0..${model.config.nVocab - 1})`);
   }
