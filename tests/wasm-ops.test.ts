@@ -123,9 +123,9 @@ function feed(backend: Backend, cache: KVCache, layers: number, sizes: number[],
  * Causal attention of a whole sequence in float64, as llama.cpp defines it for a cache of `type`:
  * with an F16 cache, K, V, q and the probabilities are rounded to fp16 before the products.
  */
-function referenceAttention(q: Float32Array[], k: Float32Array[], v: Float32Array[], type: KVType): Float64Array[] {
+function referenceAttention(q: Float32Array[], k: Float32Array[], v: Float32Array[], type: KVType, params: AttentionParams): Float64Array[] {
   const h16 = (x: number) => (type === "f16" ? roundToF16(x) : x);
-  const { nHead, nHeadKv, headDim, scale } = PARAMS;
+  const { nHead, nHeadKv, headDim, scale } = params;
   return q.map((qt, t) => {
     const out = new Float64Array(qt.length);
     for (let h = 0; h < nHead; h++) {
@@ -148,29 +148,31 @@ function referenceAttention(q: Float32Array[], k: Float32Array[], v: Float32Arra
 }
 
 describe("attention", () => {
-  for (const type of ["f32", "f16"] as KVType[]) {
-    it(`is causal attention over an ${type.toUpperCase()} cache, in batches and single tokens`, async () => {
+  const ODD_HEADS: AttentionParams = { nHead: 4, nHeadKv: 4, headDim: 6, scale: 0.4 };
+  for (const [type, params] of [["f32", PARAMS], ["f16", PARAMS], ["f32", ODD_HEADS], ["f16", ODD_HEADS]] as [KVType, AttentionParams][]) {
+    it(`is causal attention over an ${type.toUpperCase()} cache (head dim ${params.headDim}), in batches and single tokens`, async () => {
       const backend = await createWasmBackend();
-      const cache = backend.createKVCache({ nLayers: 1, nCtx: 40, kvDim: KV_DIM, type });
+      const kvDim = params.nHeadKv * params.headDim;
+      const width = params.nHead * params.headDim;
+      const cache = backend.createKVCache({ nLayers: 1, nCtx: 40, kvDim, type });
       const random = seeded(5);
       const q: Float32Array[] = [], k: Float32Array[] = [], v: Float32Array[] = [], outs: Float32Array[] = [];
       for (const n of [7, 1, 1, 13, 1]) {
-        const qb = activations(random, n * PARAMS.nHead * PARAMS.headDim);
-        const kb = activations(random, n * KV_DIM);
-        const vb = activations(random, n * KV_DIM);
+        const qb = activations(random, n * width);
+        const kb = activations(random, n * kvDim);
+        const vb = activations(random, n * kvDim);
         const out = new Float32Array(qb.length);
-        backend.attention(out, qb, kb, vb, cache, 0, n, PARAMS);
+        backend.attention(out, qb, kb, vb, cache, 0, n, params);
         backend.commit(cache, n);
-        const width = PARAMS.nHead * PARAMS.headDim;
         for (let t = 0; t < n; t++) {
           q.push(qb.slice(t * width, (t + 1) * width));
-          k.push(kb.slice(t * KV_DIM, (t + 1) * KV_DIM));
-          v.push(vb.slice(t * KV_DIM, (t + 1) * KV_DIM));
+          k.push(kb.slice(t * kvDim, (t + 1) * kvDim));
+          v.push(vb.slice(t * kvDim, (t + 1) * kvDim));
           outs.push(out.slice(t * width, (t + 1) * width));
         }
       }
       // Rounding a probability to fp16 in another order can move it by one fp16 step.
-      referenceAttention(q, k, v, type).forEach((expected, t) => expectClose(outs[t]!, expected, type === "f32" ? 2e-6 : 1e-3));
+      referenceAttention(q, k, v, type, params).forEach((expected, t) => expectClose(outs[t]!, expected, type === "f32" ? 2e-6 : 1e-3));
     });
   }
 

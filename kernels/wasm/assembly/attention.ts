@@ -5,6 +5,7 @@
 // faster kernel. With an F16 cache ggml rounds q and the probabilities to fp16 first; so do we.
 import { expf4 } from "./expf";
 import { loadHalves4 } from "./floats";
+import { sumEach4F } from "./lanes";
 import { f16ToF32, f32ToF16 } from "./half";
 
 /** Copies n floats into a cache row, converting to fp16 when f16. */
@@ -46,7 +47,7 @@ export function attentionScratchBytes(nPositions: i32, headDim: i32): i32 {
   return ((nPositions + 4) << 2) + (headDim << 2);
 }
 
-/** q · row over headDim elements of an F32 or F16 row, in four float lanes. */
+/** q · row over headDim elements of an F32 or F16 row, in four float lanes summed (x0 + x2) + (x1 + x3). */
 // @ts-ignore: decorator
 @inline function dotHead(q: usize, row: usize, headDim: i32, f16: bool): f32 {
   let acc = f32x4.splat(0);
@@ -64,6 +65,48 @@ export function attentionScratchBytes(nPositions: i32, headDim: i32): i32 {
 // @ts-ignore: decorator
 @inline function loadElement(row: usize, i: i32, f16: bool): f32 {
   return f16 ? f16ToF32(load<u16>(row + (<usize>i << 1))) : load<f32>(row + (<usize>i << 2));
+}
+
+/** One K row's four elements at d as floats. */
+// @ts-ignore: decorator
+@inline function loadK4(row: usize, d: i32, f16: bool): v128 {
+  return f16 ? loadHalves4(row + (<usize>d << 1)) : v128.load(row + (<usize>d << 2));
+}
+
+/**
+ * scores[j] = (q · K_j) · scale for j < nPos; returns the largest. Four positions at a time share
+ * each load of q (when headDim is a multiple of 4; otherwise one at a time). Each dot product is
+ * summed in the same order either way.
+ */
+// @ts-ignore: decorator
+@inline function scoreAll(q: usize, k: usize, rowBytes: usize, nPos: i32, headDim: i32, f16: bool, scale: f32, scores: usize): f32 {
+  let maxScore: f32 = -Infinity;
+  let j = 0;
+  if ((headDim & 3) == 0) {
+    let max4 = f32x4.splat(-Infinity);
+    for (; j + 4 <= nPos; j += 4) {
+      const r0 = k + <usize>j * rowBytes, r1 = r0 + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+      let acc0 = f32x4.splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+      for (let d = 0; d < headDim; d += 4) {
+        const qv = v128.load(q + (<usize>d << 2));
+        acc0 = f32x4.add(acc0, f32x4.mul(qv, loadK4(r0, d, f16)));
+        acc1 = f32x4.add(acc1, f32x4.mul(qv, loadK4(r1, d, f16)));
+        acc2 = f32x4.add(acc2, f32x4.mul(qv, loadK4(r2, d, f16)));
+        acc3 = f32x4.add(acc3, f32x4.mul(qv, loadK4(r3, d, f16)));
+      }
+      const s = f32x4.mul(sumEach4F(acc0, acc1, acc2, acc3), f32x4.splat(scale));
+      v128.store(scores + (<usize>j << 2), s);
+      max4 = f32x4.max(max4, s);
+    }
+    const m = f32x4.max(max4, v128.shuffle<f32>(max4, max4, 2, 3, 0, 1));
+    maxScore = max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
+  }
+  for (; j < nPos; j++) {
+    const s = dotHead(q, k + <usize>j * rowBytes, headDim, f16) * scale;
+    store<f32>(scores + (<usize>j << 2), s);
+    maxScore = max(maxScore, s);
+  }
+  return maxScore;
 }
 
 /**
@@ -128,12 +171,7 @@ export function attention(
         qh = qHalf;
       }
       const headOffset = <usize>((h / group) * headDim) * elementBytes;
-      let maxScore: f32 = -Infinity;
-      for (let j = 0; j < nPos; j++) {
-        const s = dotHead(qh, k + <usize>j * rowBytes + headOffset, headDim, f16) * scale;
-        store<f32>(scores + (<usize>j << 2), s);
-        maxScore = max(maxScore, s);
-      }
+      const maxScore = scoreAll(qh, k + headOffset, rowBytes, nPos, headDim, f16, scale, scores);
       const inverse = <f32>(1.0 / softmaxExp(scores, nPos, maxScore));
       for (let j = 0; j < nPos; j++) {
         const p = load<f32>(scores + (<usize>j << 2)) * inverse;

@@ -8,6 +8,14 @@
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
+/** [Σa, Σb, Σc, Σd] of four f32x4 vectors, each summed as (x0 + x2) + (x1 + x3). */
+// @ts-ignore: decorator
+@inline export function sumEach4F(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
 /**
  * From four vectors each holding two partial sums per token ([a, a, b, b]): the four first
  * tokens' sums (lane = 0) or the four second tokens' (lane = 2).

@@ -1,13 +1,13 @@
 // Matrix × activations for ggml's 32-element block formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0),
 // dotted against Q8_0/Q8_1 activations. Per block the integer sum is exact and the float
 // accumulation repeats ggml's scalar kernels operation for operation (ggml_vec_dot_*_generic),
-// so every output equals llama.cpp's bit for bit. Four rows run together: the activation
-// vectors are loaded once for the four, and their block sums land in one vector's lanes.
+// so every output equals llama.cpp's bit for bit ("llama.cpp" meaning its generic C kernels, the
+// reference of our fixtures). Four rows run together: the activation vectors are loaded once for
+// the four, and their block sums land in one vector's lanes.
 import { f16x4HighToF32x4 } from "./half";
 import { gatherU16High, storeLanes, sumEach4, sumHalves4, tokensPerChunk } from "./lanes";
 import { ACT_BLOCK_BYTES, ACT_D, ACT_S, ACT_SUM } from "./layout";
 import { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 } from "./types";
-
 
 // WebAssembly has no prefetch instruction, and four interleaved row streams defeat the CPU's
 // prefetcher on short rows (measured: 9 GB/s instead of 16 for 612-byte rows). So the one-token
@@ -70,16 +70,16 @@ let prefetchSink: u32 = 0;
 }
 
 /**
- * One block against two tokens' activations (blocks at a and b), the weights unpacked once:
+ * One block against two tokens' activation vectors (a*, b*), the weights unpacked once:
  * [Σ½ a, Σ½ a, Σ½ b, Σ½ b], two partial sums per token.
  */
 // @ts-ignore: decorator
-@inline function blockDotPair(kind: i32, w: usize, a: usize, b: usize): v128 {
+@inline function blockDotPair(kind: i32, w: usize, a0: v128, a1: v128, a2: v128, a3: v128, b0: v128, b1: v128, b2: v128, b3: v128): v128 {
   const q0 = quantVector(kind, w, 0), q1 = quantVector(kind, w, 1), q2 = quantVector(kind, w, 2), q3 = quantVector(kind, w, 3);
-  let sa = i32x4.add(i32x4.dot_i16x8_s(q0, v128.load(a, 0)), i32x4.dot_i16x8_s(q1, v128.load(a, 16)));
-  sa = i32x4.add(sa, i32x4.add(i32x4.dot_i16x8_s(q2, v128.load(a, 32)), i32x4.dot_i16x8_s(q3, v128.load(a, 48))));
-  let sb = i32x4.add(i32x4.dot_i16x8_s(q0, v128.load(b, 0)), i32x4.dot_i16x8_s(q1, v128.load(b, 16)));
-  sb = i32x4.add(sb, i32x4.add(i32x4.dot_i16x8_s(q2, v128.load(b, 32)), i32x4.dot_i16x8_s(q3, v128.load(b, 48))));
+  let sa = i32x4.add(i32x4.dot_i16x8_s(q0, a0), i32x4.dot_i16x8_s(q1, a1));
+  sa = i32x4.add(sa, i32x4.add(i32x4.dot_i16x8_s(q2, a2), i32x4.dot_i16x8_s(q3, a3)));
+  let sb = i32x4.add(i32x4.dot_i16x8_s(q0, b0), i32x4.dot_i16x8_s(q1, b1));
+  sb = i32x4.add(sb, i32x4.add(i32x4.dot_i16x8_s(q2, b2), i32x4.dot_i16x8_s(q3, b3)));
   return i32x4.add(v128.shuffle<i32>(sa, sb, 0, 2, 4, 6), v128.shuffle<i32>(sa, sb, 1, 3, 5, 7));
 }
 
@@ -152,10 +152,13 @@ let prefetchSink: u32 = 0;
         let accA = f32x4.splat(0), accB = accA;
         for (let b = 0; b < nBlocks; b++) {
           const next = a + tokenActBytes;
-          v128.store(scratch, blockDotPair(kind, p0, a, next), 0);
-          v128.store(scratch, blockDotPair(kind, p1, a, next), 16);
-          v128.store(scratch, blockDotPair(kind, p2, a, next), 32);
-          v128.store(scratch, blockDotPair(kind, p3, a, next), 48);
+          // In locals: after the stores below, loads from memory would have to be repeated.
+          const a0 = v128.load(a, 0), a1 = v128.load(a, 16), a2 = v128.load(a, 32), a3 = v128.load(a, 48);
+          const b0 = v128.load(next, 0), b1 = v128.load(next, 16), b2 = v128.load(next, 32), b3 = v128.load(next, 48);
+          v128.store(scratch, blockDotPair(kind, p0, a0, a1, a2, a3, b0, b1, b2, b3), 0);
+          v128.store(scratch, blockDotPair(kind, p1, a0, a1, a2, a3, b0, b1, b2, b3), 16);
+          v128.store(scratch, blockDotPair(kind, p2, a0, a1, a2, a3, b0, b1, b2, b3), 32);
+          v128.store(scratch, blockDotPair(kind, p3, a0, a1, a2, a3, b0, b1, b2, b3), 48);
           const s0 = v128.load(scratch, 0), s1 = v128.load(scratch, 16), s2 = v128.load(scratch, 32), s3 = v128.load(scratch, 48);
           const dx = blockScales(p0, p1, p2, p3, 0);
           const mx = hasMin(kind) ? blockScales(p0, p1, p2, p3, 2) : dx;
