@@ -14,6 +14,7 @@ import { authenticate, isAdmin, isKeyRecord, newApiKey, sha256Hex, type KeyRecor
 import { numberVar, type Env } from "./env.ts";
 import { ApiError, badRequest, forbidden, isOpenAIErrorBody, modelNotFound, notFound, payloadTooLarge, rateLimited, serverError } from "./errors.ts";
 import { isManifest, manifestKey, MODEL_ID_RE, modelObject, type ModelManifest } from "./manifest.ts";
+import { collectReply, HealthTracker, OriginRouter, parseRoutes, replyObject, routeHeader, sseStream, type RouteEvent } from "./routing/index.ts";
 import { chatRequestSchema, completionRequestSchema, createKeySchema, describeIssue, sessionIdSchema, type ChatRequest, type CompletionRequest } from "./schemas.ts";
 
 type Vars = { requestId: string; principal: Principal };
@@ -76,7 +77,7 @@ export function createApp(): Hono<AppEnv> {
       origin: origins.includes("*") ? "*" : origins,
       allowHeaders: ["Authorization", "Content-Type", "X-Session-Id", "X-Request-Id", "OpenAI-Organization", "OpenAI-Project", "X-Stainless-*"],
       allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
-      exposeHeaders: ["x-request-id", "retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-session-id"],
+      exposeHeaders: ["x-request-id", "retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-session-id", "x-petrel-route"],
       maxAge: 600,
     })(c, next);
   });
@@ -108,12 +109,17 @@ export function createApp(): Hono<AppEnv> {
   // ---- models ----
   app.get("/v1/models", async (c) => {
     const manifests = await listManifests(c.env.MODELS);
-    return c.json({ object: "list", data: manifests.map(modelObject) });
+    const data: object[] = manifests.map(modelObject);
+    const served = new Set(manifests.map((m) => m.id));
+    for (const id of routedModels(c.env)) if (!served.has(id)) data.push(routedModelObject(id));
+    data.sort((a, b) => (a as { id: string }).id.localeCompare((b as { id: string }).id));
+    return c.json({ object: "list", data });
   });
 
   app.get("/v1/models/:id{.+}", async (c) => {
     const id = c.req.param("id");
     const m = await getManifest(c.env.MODELS, id);
+    if (!m && routerFor(c.env)?.has(id)) return c.json(routedModelObject(id));
     if (!m) throw modelNotFound(id);
     return c.json(modelObject(m));
   });
@@ -227,6 +233,8 @@ async function generation(c: Ctx, kind: "chat" | "completion", body: ChatRequest
   const principal = c.get("principal");
   const requestId = c.get("requestId");
   const session = sessionIdOf(c, body.session);
+  const router = routerFor(c.env);
+  if (router?.has(body.model)) return routedGeneration(c, router, kind, body, session);
   const manifest = await getManifest(c.env.MODELS, body.model);
   if (!manifest) throw modelNotFound(body.model);
 
@@ -253,6 +261,110 @@ async function generation(c: Ctx, kind: "chat" | "completion", body: ChatRequest
     headers.set("server-timing", `${objectTiming}, worker;dur=${Date.now() - started}`);
   }
   return new Response(res.body, { status: res.status, headers });
+}
+
+// ---- origin routes (workers/routing) ---------------------------------------------------------
+
+/** One tracker per isolate: circuit breakers outlive the router rebuilt when the config changes. */
+const health = new HealthTracker();
+let routing: { config: string | undefined; router: OriginRouter | undefined; models: string[] } | undefined;
+
+/** The router of env.ORIGIN_ROUTES (undefined when unset or invalid), rebuilt only when it changes. */
+export function routerFor(env: Env): OriginRouter | undefined {
+  const config = env.ORIGIN_ROUTES?.trim() || undefined;
+  if (routing && routing.config === config) return routing.router;
+  let router: OriginRouter | undefined;
+  let models: string[] = [];
+  if (config !== undefined) {
+    try {
+      const routes = parseRoutes(config, env as unknown as Record<string, unknown>);
+      router = new OriginRouter({ routes, health });
+      models = routes.models();
+    } catch (e) {
+      log("error", "ORIGIN_ROUTES ignored", { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  routing = { config, router, models };
+  return router;
+}
+
+/** The model ids ORIGIN_ROUTES routes. */
+function routedModels(env: Env): string[] {
+  routerFor(env);
+  return routing?.models ?? [];
+}
+
+function routedModelObject(id: string) {
+  return { id, object: "model" as const, created: 0, owned_by: "petrel", petrel: { routed: true } };
+}
+
+/** A routed model: its targets serve the reply; usage is charged to the tenant like the edge's. */
+async function routedGeneration(c: Ctx, router: OriginRouter, kind: "chat" | "completion", body: ChatRequest | CompletionRequest, session: string | undefined): Promise<Response> {
+  const principal = c.get("principal");
+  const requestId = c.get("requestId");
+  const admission = await accountOf(c.env, principal.tenant).admit(principal.keyHash, { rpm: principal.rpm, tpm: principal.tpm });
+  if (!admission.ok) throw rateLimited(admission.message, admission.kind, admission.retryAfter);
+  const headers: Record<string, string> = rateLimitHeaders(admission);
+  if (session !== undefined) headers["x-session-id"] = session;
+
+  let result;
+  try {
+    result = await router.route(body.model, { kind, body: body as Record<string, unknown>, requestId }, c.req.raw.signal);
+  } catch {
+    log("info", "client disconnected", { request_id: requestId });
+    return new Response(null, { status: 499 });
+  }
+  if (!result) throw modelNotFound(body.model);
+  headers["x-petrel-route"] = routeHeader(result.route);
+  if (!result.ok) {
+    log("warn", "route failed", { request_id: requestId, model: body.model, route: headers["x-petrel-route"], status: result.status });
+    return Response.json(result.error, { status: result.status, headers: { ...headers, ...result.headers } });
+  }
+
+  // Charge the tenant once the reply ends (or breaks): the upstream's usage, else what was seen.
+  let charged = false;
+  const charge = async (usage: { prompt_tokens: number; completion_tokens: number } | undefined, deltas: number) => {
+    if (charged) return;
+    charged = true;
+    try {
+      await accountOf(c.env, principal.tenant).record({
+        keyHash: principal.keyHash,
+        model: body.model,
+        promptTokens: usage?.prompt_tokens ?? 0,
+        cachedTokens: 0,
+        completionTokens: usage?.completion_tokens ?? deltas,
+      });
+    } catch (e) {
+      log("error", "usage not recorded", { request_id: requestId, error: String(e) });
+    }
+  };
+  const upstream = result.events;
+  async function* metered(): AsyncGenerator<RouteEvent, void, undefined> {
+    let deltas = 0;
+    try {
+      for await (const ev of upstream) {
+        if (ev.type === "delta") deltas += ev.tokenIds?.length ?? 1;
+        else await charge(ev.type === "end" ? ev.usage : undefined, deltas);
+        yield ev;
+      }
+    } finally {
+      await charge(undefined, deltas);
+    }
+  }
+
+  const meta = { kind, id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`, model: body.model, created: Math.floor(Date.now() / 1000) } as const;
+  if (body.stream === true) {
+    return new Response(sseStream(meta, metered(), { includeUsage: body.stream_options?.include_usage === true }), {
+      headers: { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+    });
+  }
+  const reply = await collectReply(metered());
+  if (reply.error) return Response.json(reply.error.error, { status: reply.error.status, headers });
+  const object = replyObject(meta, reply);
+  if (body.return_token_ids === true && kind === "completion") {
+    return Response.json({ ...object, choices: object.choices.map((ch) => ({ ...ch, token_ids: reply.tokenIds })) }, { headers });
+  }
+  return Response.json(object, { headers });
 }
 
 async function sessionRequest(c: Ctx, method: "GET" | "DELETE"): Promise<Response> {

@@ -19,6 +19,14 @@ export interface Env {
   PREFILL_CHUNK?: string;
   /** Compute backend of the SessionDOs: "wasm" (default) or "js". */
   BACKEND?: string;
+  /**
+   * Origin routes (workers/routing): JSON `{"models": [{"model", "targets": [...]}]}`. A routed
+   * model is served by its targets (GPU origins, the edge) instead of a SessionDO. Origin keys
+   * are named by `apiKeySecret` and read from the secret of that name.
+   */
+  ORIGIN_ROUTES?: string;
+  /** The secrets ORIGIN_ROUTES names (`apiKeySecret`), e.g. ORIGIN_GPU_A_KEY. */
+  [secret: `ORIGIN_${string}_KEY`]: string | undefined;
 }
 
 /** A positive number from a var, or the fallback when it is absent or malformed. */
