@@ -1,31 +1,11 @@
-/**
- * The fixture rule of tests/fixtures/reference/README.md ("What counts as a match"), as code:
- * teacher-forced logits within t of the reference, and greedy tokens equal up to the first near-tie.
- */
+/** Loading the reference fixtures from disk (Node only); the rule itself is in parity-rule.ts. */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { argmax } from "../../kernels/model/generate.ts";
-import type { Model } from "../../kernels/model/model.ts";
+import type { ReferenceFile } from "./parity-rule.ts";
+
+export * from "./parity-rule.ts";
 
 export const REFERENCE_DIR = new URL("../fixtures/reference/", import.meta.url).pathname;
-
-export interface ReferenceRun {
-  prompt: number[];
-  logits0: number[];
-  tokens: number[];
-  top2: [number, number, number, number][];
-  gap: number[];
-  std_steps: number[];
-  logits0_f64?: number[];
-  tokens_f64?: number[];
-  gap_f64?: number[];
-  top2_f64?: [number, number][];
-}
-
-export interface ReferenceFile {
-  model: string;
-  runs: ReferenceRun[];
-}
 
 /** Every reference file (one per fixture model), sorted by model name. */
 export function referenceFiles(): ReferenceFile[] {
@@ -36,72 +16,3 @@ export function referenceFiles(): ReferenceFile[] {
     .filter((d) => Array.isArray(d.runs) && typeof d.model === "string");
 }
 
-export function isQuantized(model: string): boolean {
-  return !model.includes("F32") && !model.includes("F16");
-}
-
-/** What a backend produced for one run. */
-export interface RunOutput {
-  /** Teacher-forced logits: row 0 after the prompt, row s after prompt + tokens[:s]. */
-  forcedRows: Float32Array[];
-  /** The backend's own greedy continuation. */
-  greedy: number[];
-}
-
-/** Which reference a backend is held to (README: float activations → f64, Q8 activations → llama.cpp). */
-export type Reference = "llama" | "f64";
-
-/** Returns null when the run matches, else a description of the first mismatch. */
-export function checkRun(run: ReferenceRun, out: RunOutput, reference: Reference, scale: number): string | null {
-  const steps = run.tokens.length;
-  if (out.forcedRows.length < steps) return `only ${out.forcedRows.length} logit rows for ${steps} steps`;
-  const logits0 = reference === "llama" ? run.logits0 : run.logits0_f64;
-  if (!logits0) return `no ${reference} reference`;
-  const t0 = scale * run.std_steps[0]!;
-  const row0 = out.forcedRows[0]!;
-  for (let i = 0; i < logits0.length; i++) {
-    if (Math.abs(row0[i]! - logits0[i]!) > t0) return `logits after prompt: id ${i} is ${row0[i]}, reference ${logits0[i]} (t=${t0})`;
-  }
-  for (let s = 0; s < steps; s++) {
-    const [id1, l1, id2, l2] = run.top2[s]!;
-    const [v1, v2] = reference === "llama" ? [l1, l2] : run.top2_f64![s]!;
-    const t = scale * run.std_steps[s]!;
-    const row = out.forcedRows[s]!;
-    if (Math.abs(row[id1]! - v1) > t || Math.abs(row[id2]! - v2) > t) {
-      return `teacher-forced step ${s}: [${row[id1]}, ${row[id2]}] vs [${v1}, ${v2}] (t=${t})`;
-    }
-  }
-  const [refTokens, gap] = reference === "llama" ? [run.tokens, run.gap] : [run.tokens_f64!, run.gap_f64!];
-  for (let s = 0; s < steps; s++) {
-    if (gap[s]! < 2 * scale * run.std_steps[s]!) break; // after a near-tie either continuation is right
-    if (out.greedy[s] !== refTokens[s]) return `greedy step ${s}: ${out.greedy[s]} vs ${refTokens[s]}`;
-  }
-  return null;
-}
-
-/**
- * Runs one fixture run on a loaded model: teacher-forced rows, and our own greedy continuation.
- * Greedy follows the forced rows for as long as our argmax agrees with the forced tokens (the
- * states are identical up to there), then decodes on its own from that point.
- */
-export function runFixture(model: Model, run: ReferenceRun): RunOutput {
-  const steps = run.tokens.length;
-  const nCtx = run.prompt.length + steps + 1;
-  const forced = model.createCache({ nCtx });
-  const forcedRows = [model.forward(forced, run.prompt)];
-  for (let s = 0; s + 1 < steps; s++) forcedRows.push(model.forward(forced, [run.tokens[s]!]));
-
-  const greedy: number[] = [];
-  while (greedy.length < steps && (greedy.length === 0 || greedy.at(-1) === run.tokens[greedy.length - 1])) {
-    greedy.push(argmax(forcedRows[greedy.length]!));
-  }
-  if (greedy.length < steps) {
-    const cache = model.createCache({ nCtx });
-    let logits = model.forward(cache, [...run.prompt, ...greedy]);
-    while (greedy.length < steps) {
-      greedy.push(argmax(logits));
-      if (greedy.length < steps) logits = model.forward(cache, [greedy.at(-1)!]);
-    }
-  }
-  return { forcedRows, greedy };
-}

@@ -9,7 +9,7 @@ import { parseGGUF } from "../../kernels/gguf/reader.ts";
 import { loadModel } from "../../kernels/model/model.ts";
 import petrelWasm from "../../kernels/wasm/build/petrel.wasm";
 import { createWasmBackendFromModule } from "../../kernels/wasm/wasm-backend.ts";
-import { type ReferenceFile, checkRun, isQuantized, runFixture } from "../helpers/parity.ts";
+import { type ReferenceFile, checkRun, isQuantized, runFixture } from "../helpers/parity-rule.ts";
 import { fixtureBytes, testEnv } from "./helpers.ts";
 
 async function fixture(name: string): Promise<Uint8Array> {
