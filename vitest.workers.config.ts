@@ -17,7 +17,7 @@ import { GGMLType } from "./kernels/gguf/types.ts";
 import { synthesize } from "./scripts/lib/synth.ts";
 
 const root = fileURLToPath(new URL(".", import.meta.url));
-const FIXTURE_DIRS = { fixtures: join(root, "tests/fixtures"), models: join(root, ".cache/test-models") } as const;
+const FIXTURE_DIRS = { fixtures: join(root, "tests/fixtures"), models: join(root, ".cache/test-models"), moderation: join(root, "models/moderation") } as const;
 
 
 /** The small models the tests serve (deterministic bytes, kept in .cache/test-models between runs). */
@@ -54,7 +54,13 @@ export default defineConfig({
               { id: "limited", hash: sha("sk-test-limited"), tenant: "tenant-limited", rpm: 3, tpm: 1_000_000 },
               { id: "tokens", hash: sha("sk-test-tokens"), tenant: "tenant-tokens", rpm: 1000, tpm: 40 },
               { id: "revoke", hash: sha("sk-test-revoke"), tenant: "tenant-revoke" },
+              { id: "moderator", hash: sha("sk-test-moderator"), tenant: "moderator" },
             ]),
+            // Moderation is off for the test tenants except "moderator" (the default policy: rules +
+            // classifier); tests/workers/moderation-*.test.ts set their tenants' policies at run time.
+            MODERATION_POLICIES: JSON.stringify({ "*": { checks: { rules: false, classifier: false }, output: { enabled: false } }, moderator: {} }),
+            // The key a policy's external endpoint or judge uses to call this worker back (as tenant "moderator").
+            MODERATION_SELF_KEY: "sk-test-moderator",
             ADMIN_KEY_HASHES: sha("sk-test-admin"),
             MAX_BODY_BYTES: "65536",
             CORS_ORIGINS: "https://app.example,https://other.example",

@@ -9,20 +9,29 @@
  */
 import { readGGUFHeader, type RandomAccessSource } from "../kernels/gguf/reader.ts";
 import type { GGUFHeader, GGUFTensorInfo } from "../kernels/gguf/types.ts";
-import type { Backend, KVCache } from "../kernels/model/backend.ts";
+import type { Backend, KVCache, KVType } from "../kernels/model/backend.ts";
 import { createJsBackend } from "../kernels/model/backends/js.ts";
-import { readModelConfig } from "../kernels/model/config.ts";
+import { type ModelConfig, readModelConfig } from "../kernels/model/config.ts";
 import { Model } from "../kernels/model/model.ts";
 import { Tokenizer } from "../kernels/tokenizer/index.ts";
 import { ApiError } from "../workers/errors.ts";
 import type { ModelManifest } from "../workers/manifest.ts";
-import { describePlan, kvCacheBytes, mb, MB, planMemory, type MemoryPlan } from "./memory.ts";
+import { describePlan, mb, MB, planMemory, type MemoryPlan } from "./memory.ts";
+
+/** What a session runs its turns on: the whole model in this isolate, or a pipeline of shards (pipeline.ts). */
+export interface ServingModel {
+  readonly config: ModelConfig;
+  readonly backend: { readonly name: string };
+  /** `session` names the cache where it lives elsewhere (a pipeline's shards). */
+  createCache(opts: { nCtx: number; kvType: KVType; session?: string }): KVCache;
+  forward(cache: KVCache, tokens: ArrayLike<number>): Float32Array | Promise<Float32Array>;
+}
 
 export interface LoadedModel {
   /** id@etag: the cache key. */
   key: string;
   manifest: ModelManifest;
-  model: Model;
+  model: ServingModel;
   tokenizer: Tokenizer;
   chatTemplate: string | undefined;
   plan: MemoryPlan;
@@ -210,12 +219,12 @@ export class SessionCache {
       existing.evict();
       memory.caches.delete(this.owner);
     }
-    const bytes = kvCacheBytes(loaded.model.config, loaded.manifest.n_ctx, loaded.manifest.kv_type);
+    const bytes = loaded.plan.kvCache;
     if (!memory.makeRoom(bytes, budgetBytes, this.owner)) {
       throw doesNotFit(`No room for a KV-cache of ${mb(bytes)} (n_ctx ${loaded.manifest.n_ctx}, ${loaded.manifest.kv_type}): this isolate uses ` +
         `${mb(memory.used())} of its ${mb(budgetBytes)} budget for sessions that are generating; retry shortly.`);
     }
-    this.kv = loaded.model.createCache({ nCtx: loaded.manifest.n_ctx, kvType: loaded.manifest.kv_type });
+    this.kv = loaded.model.createCache({ nCtx: loaded.manifest.n_ctx, kvType: loaded.manifest.kv_type, session: this.owner });
     this.tokens = [];
     this.modelKey = loaded.key;
     memory.caches.set(this.owner, { bytes: this.kv.bytes, lastUsed: Date.now(), busy: true, modelKey: loaded.key, evict: () => this.drop() });

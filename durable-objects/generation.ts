@@ -23,7 +23,8 @@ export interface GenerationHooks {
   cancelled(): boolean;
 }
 
-export type FinishReason = "stop" | "length";
+/** content_filter: the output guard stopped the reply (workers/moderation). */
+export type FinishReason = "stop" | "length" | "content_filter";
 
 export interface GenerationResult {
   /** null: stopped early because the client went away. */
@@ -67,7 +68,7 @@ export async function runGeneration(loaded: LoadedModel, cache: SessionCache, re
   for (let i = keep; i < prompt.length; i += prefillChunk) {
     if (hooks.cancelled()) return result;
     const part = prompt.slice(i, i + prefillChunk);
-    logits = model.forward(kv, part);
+    logits = await model.forward(kv, part);
     cache.tokens.push(...part);
     await nextTask();
   }
@@ -105,7 +106,7 @@ export async function runGeneration(loaded: LoadedModel, cache: SessionCache, re
     }
     if (text.length > 0) await emit(text);
     if (step + 1 < req.maxTokens) {
-      logits = model.forward(kv, [token]);
+      logits = await model.forward(kv, [token]);
       cache.tokens.push(token);
     }
     await nextTask();

@@ -19,7 +19,11 @@ import { createServingBackend, servingBackend } from "./backends.ts";
 import { MB } from "./memory.ts";
 import { getModel, isolateStats, SessionCache, type LoadedModel } from "./executor.ts";
 import { runGeneration, type GenerationResult } from "./generation.ts";
-import type { TurnInput } from "./protocol.ts";
+import { getPipelineModel, isSharded } from "./pipeline.ts";
+import type { RoutedTurnInput, TurnInput } from "./protocol.ts";
+import { runOriginTurn } from "./origin-turn.ts";
+import { checkTokenPrompt, finishGuardedTurn, turnOutputGuard, withPinnedPrompt } from "../workers/moderation/turn.ts";
+import type { GuardedOutput } from "../workers/moderation/output.ts";
 
 /** Roles of chat messages; `prompt`/`completion` rows come from /v1/completions turns. */
 const CHAT_ROLES = ["system", "developer", "user", "assistant", "tool"] as const;
@@ -77,7 +81,10 @@ export class SessionDO extends DurableObject<Env> {
     const url = new URL(request.url);
     const requestId = request.headers.get("x-request-id") ?? "unknown";
     try {
-      if (url.pathname === "/turn" && request.method === "POST") return await this.turn((await request.json()) as TurnInput, request.signal);
+      if (url.pathname === "/turn" && request.method === "POST") {
+        const input = (await request.json()) as TurnInput | RoutedTurnInput;
+        return "routed" in input ? await this.routedTurn(input, request.signal) : await this.turn(input, request.signal);
+      }
       if (url.pathname === "/history" && request.method === "GET") return this.history(url.searchParams.get("session") ?? "");
       if (url.pathname === "/history" && request.method === "DELETE") return this.forget(url.searchParams.get("session") ?? "", requestId);
       return notFound(`Unknown session route ${request.method} ${url.pathname}`).toResponse();
@@ -140,12 +147,18 @@ export class SessionDO extends DurableObject<Env> {
       const budgetBytes = numberVar(this.env.MEMORY_BUDGET_MB, 112) * MB;
       const prefillChunk = Math.floor(numberVar(this.env.PREFILL_CHUNK, 64));
       const backend = servingBackend(this.env.BACKEND);
-      const loaded = await getModel(this.env.MODELS, input.manifest, { budgetBytes, prefillChunk, backend, createBackend: () => createServingBackend(backend) }, (msg, extra) => this.log(input.requestId, msg, extra));
+      const log = (msg: string, extra?: Record<string, unknown>) => this.log(input.requestId, msg, extra);
+      // A sharded model runs as a pipeline of ShardDOs; any other in this isolate.
+      const loaded = isSharded(input.manifest)
+        ? await getPipelineModel(this.env, input.manifest, backend, log)
+        : await getModel(this.env.MODELS, input.manifest, { budgetBytes, prefillChunk, backend, createBackend: () => createServingBackend(backend) }, log);
       const plan = this.prepare(input, loaded);
+      await checkTokenPrompt(this.env, input, (ids) => loaded.tokenizer.decode(ids));
+      const guard = await turnOutputGuard(this.env, input, plan.stream, loaded.tokenizer);
       this.cache.acquire(loaded, budgetBytes);
       plan.store();
       this.log(input.requestId, "turn", { kind: input.kind, session: label, prompt_tokens: plan.prompt.length, max_tokens: plan.maxTokens, stream: plan.stream });
-      const run = new TurnRun(this, input, loaded, plan, prefillChunk, started);
+      const run = new TurnRun(this, input, loaded, plan, prefillChunk, started, guard);
       signal.addEventListener("abort", () => {
         this.log(input.requestId, "client disconnected");
         run.cancel();
@@ -238,7 +251,7 @@ export class SessionDO extends DurableObject<Env> {
     // and the last message.
     let kept = conversation;
     for (;;) {
-      const prompt = this.tokenizeChat(loaded, kept);
+      const prompt = this.tokenizeChat(loaded, withPinnedPrompt(input, kept));
       const maxTokens = requested ?? nCtx - prompt.length;
       if (prompt.length + maxTokens <= nCtx && maxTokens >= 1) {
         const store = () => {
@@ -265,7 +278,7 @@ export class SessionDO extends DurableObject<Env> {
    * assistant message, are the whole conversation (OpenAI-style resend; an edit cuts the stored
    * history at the first difference). Otherwise (only new user/tool messages) they are appended.
    */
-  private mergeConversation(incoming: Msg[], input: TurnInput): { conversation: Msg[]; store: () => void } {
+  mergeConversation(incoming: Msg[], input: Pick<TurnInput, "requestId">): { conversation: Msg[]; store: () => void } {
     const stored = this.rows().filter((r) => (CHAT_ROLES as readonly string[]).includes(r.role));
     const same = (r: Row, m: Msg) => r.role === m.role && (r.content ?? "") === m.content && (r.name ?? undefined) === m.name;
     let shared = 0;
@@ -322,6 +335,17 @@ export class SessionDO extends DurableObject<Env> {
 
   updateReply(seq: number, content: string, tokenIds: number[], status: string, finish: string | null): void {
     this.sql.exec(`UPDATE messages SET content = ?, token_ids = ?, status = ?, finish_reason = ? WHERE seq = ?`, content, JSON.stringify(tokenIds), status, finish, seq);
+  }
+
+  /** A session turn of a model routed to origins (durable-objects/origin-turn.ts): same history, same busy rule. */
+  private routedTurn(input: RoutedTurnInput, signal: AbortSignal): Promise<Response> {
+    if (this.busy) return Promise.resolve(sessionBusy(input.session).toResponse());
+    this.busy = true;
+    return runOriginTurn(this, input, signal); // it ends the turn itself
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.ctx.storage.transactionSync(fn);
   }
 
   logTurn(requestId: string, msg: string, fields: Record<string, unknown>): void {
@@ -385,6 +409,8 @@ class TurnRun {
     private readonly plan: TurnPlan,
     private readonly prefillChunk: number,
     private readonly started: number,
+    /** The tenant's output moderation (workers/moderation), when its policy has one. */
+    private readonly guard?: GuardedOutput,
   ) {
     this.id = `${input.kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
     this.fingerprint = `petrel-${loaded.model.backend.name}`;
@@ -405,7 +431,7 @@ class TurnRun {
 
   private async run(onText: (text: string, tokens: number[]) => void | Promise<void>): Promise<GenerationResult> {
     try {
-      const result = await runGeneration(this.loaded, this.so.sessionCache, {
+      const generated = await runGeneration(this.loaded, this.so.sessionCache, {
         prompt: this.plan.prompt,
         maxTokens: this.plan.maxTokens,
         sampling: this.plan.sampling,
@@ -413,11 +439,17 @@ class TurnRun {
         ignoreEos: this.plan.ignoreEos,
       }, {
         onText: async (text, tokens) => {
-          this.record(text, tokens);
-          await onText(text, tokens);
+          const released = this.guard ? await this.guard.push(text, tokens) : { text, tokens };
+          if (released === null || (this.guard && released.text === "" && released.tokens.length === 0)) return;
+          this.record(released.text, released.tokens);
+          await onText(released.text, released.tokens);
         },
-        cancelled: () => this.cancelled,
+        cancelled: () => this.cancelled || this.guard?.filtered === true,
       }, this.prefillChunk);
+      const result = await finishGuardedTurn(this.guard, generated, async (tail) => {
+        this.record(tail.text, tail.tokens);
+        await onText(tail.text, tail.tokens);
+      }, () => this.sentText);
       if (this.seq !== undefined) {
         this.so.updateReply(this.seq, this.sentText, this.sentTokens, result.finish === null ? "interrupted" : "complete", result.finish);
       }
@@ -464,8 +496,8 @@ class TurnRun {
     const model = this.input.manifest.id;
     const ids = this.plan.returnTokenIds;
     const choice = this.input.kind === "chat"
-      ? { index: 0, message: { role: "assistant", content: r.text, refusal: null }, logprobs: null, finish_reason: r.finish, ...(ids && { token_ids: r.tokens }) }
-      : { index: 0, text: r.text, logprobs: null, finish_reason: r.finish, ...(ids && { token_ids: r.tokens }) };
+      ? { index: 0, message: { role: "assistant", content: r.text, refusal: null }, logprobs: null, finish_reason: r.finish, ...(ids && { token_ids: this.sentTokens }) }
+      : { index: 0, text: r.text, logprobs: null, finish_reason: r.finish, ...(ids && { token_ids: this.sentTokens }) };
     const body = {
       id: this.id,
       object: this.input.kind === "chat" ? "chat.completion" : "text_completion",

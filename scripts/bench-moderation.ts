@@ -7,9 +7,11 @@
  *    (a) rules only (blocklist + patterns + PII), (b) rules + classifier via onnxruntime-web,
  *    (c) rules + classifier via the plain-TS reference (for comparison);
  *  - output guard: time added per streamed token, and per check, for a ~1.5k-character answer;
- *  - held-out recall / FPR (split sizes, threshold from training).
+ *  - held-out recall / FPR (split sizes, threshold from training);
+ *  - with --worker: a one-token chat request through `wrangler dev` under no checks, rules only,
+ *    and rules + classifier (scripts/moderation/worker-latency.ts): what the worker adds end to end.
  *
- *   node --import tsx scripts/bench-moderation.ts [--runs 300] [--json]
+ *   node --import tsx scripts/bench-moderation.ts [--runs 300] [--worker] [--json]
  */
 import { fileURLToPath } from "node:url";
 import { parsePolicy, type ModerationPolicy } from "../kernels/moderation/policy.ts";
@@ -19,6 +21,7 @@ import { ReferenceClassifier } from "../kernels/moderation/classifier.ts";
 import { loadShippedClassifier, shippedModelBytes } from "./moderation/node.ts";
 import { HELDOUT_PATH, TRAIN_PATH, isHarmful, loadJsonl } from "./moderation/dataset.ts";
 import { evaluate } from "./moderation/metrics.ts";
+import { measureWorkerLatency } from "./moderation/worker-latency.ts";
 
 interface Stats {
   p50: number;
@@ -154,7 +157,14 @@ async function main(): Promise<void> {
     recallByCategory: Object.fromEntries(Object.entries(m.recallByCategory).map(([c, v]) => [c, { n: v!.n, recall: v!.recall }])),
   };
 
-  const result = { node: process.version, runs, input, output, heldout: heldoutFigures };
+  let worker: { runs: number; none: Stats; rulesOnly: Stats; rulesClassifier: Stats } | undefined;
+  if (argv.includes("--worker")) {
+    const workerRuns = Math.min(runs, 100);
+    const samples = await measureWorkerLatency(workerRuns);
+    worker = { runs: workerRuns, none: stats(samples.none), rulesOnly: stats(samples.rulesOnly), rulesClassifier: stats(samples.rulesClassifier) };
+  }
+
+  const result = { node: process.version, runs, input, output, heldout: heldoutFigures, ...(worker && { worker }) };
   if (json) {
     process.stdout.write(JSON.stringify(result, null, 2) + "\n");
     return;
@@ -179,6 +189,13 @@ async function main(): Promise<void> {
   console.log(`  classifier: recall ${h.classifier.recall.toFixed(3)}, FPR ${h.classifier.falsePositiveRate.toFixed(3)}, hard-negative FPR ${h.classifier.hardNegativeFpr.toFixed(3)}, precision ${h.classifier.precision.toFixed(3)}`);
   console.log(`  pipeline (classifier only, sentence windows): recall ${h.pipelineClassifierOnly.recall.toFixed(3)}, FPR ${h.pipelineClassifierOnly.falsePositiveRate.toFixed(3)}`);
   console.log(`  recall by category: ${Object.entries(h.recallByCategory).map(([c, v]) => `${c} ${v.recall.toFixed(2)} (${v.n})`).join(", ")}`);
+  if (worker) {
+    console.log(`\nthrough the worker (wrangler dev), one-token chat request, ${worker.runs} runs per policy:`);
+    console.log(line("no checks", worker.none));
+    console.log(line("rules only", worker.rulesOnly));
+    console.log(line("rules + classifier", worker.rulesClassifier));
+    console.log(`  added at p50: rules ${ms(worker.rulesOnly.p50 - worker.none.p50)}, rules + classifier ${ms(worker.rulesClassifier.p50 - worker.none.p50)}`);
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

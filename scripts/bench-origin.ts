@@ -4,15 +4,22 @@
  * 1. Aggregate decode throughput of the Node origin: C concurrent streaming completions (token-id
  *    prompts, fixed length: ignore_eos), batching on vs off (`--no-batching`), at each
  *    concurrency; the two origins run as separate processes, measured alternately.
- * 2. The added latency of a routing hop: the same 1-token request straight to the origin and
- *    through workers/routing behind a Node HTTP front (scripts/origin/route-proxy.ts), p50/p95
- *    of time to the first streamed token. This stands in for the edge hop until the Hono worker
- *    calls the router; it is a Node process on loopback, not workerd.
+ * 2. The added latency of the edge hop: the same requests straight to the origin and through the
+ *    worker as `npm start` runs it (wrangler dev: workerd/miniflare, ORIGIN_ROUTES → the origin),
+ *    sessionless and with a session (worker → SessionDO → origin, history in DO SQLite), alternated
+ *    request by request. p50/p95 of time to first token (1-token streamed replies: wrangler dev
+ *    holds a streamed body back in large pieces, so a longer reply's first token reaches the
+ *    client late locally — not so on Cloudflare) and of total time (`--hop-tokens`-token replies).
+ *    Also the routing code alone, behind a Node HTTP front (scripts/origin/route-proxy.ts).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { OriginRouter, parseRoutes } from "../workers/routing/index.ts";
 import { serveRoutes } from "./origin/route-proxy.ts";
 import { spawnOrigin, type OriginProcess } from "./origin/spawn.ts";
+import { startWorker } from "./origin/spawn-worker.ts";
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +31,7 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "1,4,8" },
     rounds: { type: "string", default: "3" },
     "hop-requests": { type: "string", default: "40" },
+    "hop-tokens": { type: "string", default: "16" },
     json: { type: "boolean", default: false },
   },
 });
@@ -32,6 +40,7 @@ const promptTokens = Number(values["prompt-tokens"]);
 const levels = values.concurrency!.split(",").map(Number);
 const rounds = Number(values.rounds);
 const hopRequests = Number(values["hop-requests"]);
+const hopTokens = Number(values["hop-tokens"]);
 const say = (s: string) => {
   if (!values.json) process.stdout.write(`${s}\n`);
 };
@@ -42,22 +51,24 @@ const prompt = (i: number) => [1, ...Array.from({ length: promptTokens - 1 }, (_
 interface StreamResult {
   tokens: number;
   ttftMs: number;
+  totalMs: number;
   /** performance.now() of the first and the last token. */
   first: number;
   last: number;
 }
 
 /** One streaming completion read as raw SSE; counts token ids (return_token_ids). */
-async function stream(base: string, i: number, maxTokens: number, extra: Record<string, unknown> = {}): Promise<StreamResult> {
+async function stream(base: string, i: number, maxTokens: number, headers: Record<string, string> = {}): Promise<StreamResult> {
   const t0 = performance.now();
   const res = await fetch(`${base}/v1/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "bench", prompt: prompt(i), max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true, return_token_ids: true, ...extra }),
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ model: "bench", prompt: prompt(i), max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true, return_token_ids: true }),
   });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
+  let raw = "";
   let count = 0;
   let ttft = -1;
   let first = 0;
@@ -66,6 +77,7 @@ async function stream(base: string, i: number, maxTokens: number, extra: Record<
     const { done, value } = await reader.read();
     if (done) break;
     buffer += value;
+    raw += value;
     let at: number;
     while ((at = buffer.indexOf("\n\n")) >= 0) {
       const event = buffer.slice(0, at);
@@ -85,7 +97,8 @@ async function stream(base: string, i: number, maxTokens: number, extra: Record<
       count += n;
     }
   }
-  return { tokens: count, ttftMs: ttft, first, last };
+  if (count !== maxTokens) throw new Error(`${base}: expected ${maxTokens} tokens, got ${count}: ${raw.slice(0, 2000)}`);
+  return { tokens: count, ttftMs: ttft, totalMs: performance.now() - t0, first, last };
 }
 
 async function aggregate(origin: OriginProcess, concurrency: number): Promise<{ tokS: number; decodeTokS: number; wallMs: number; ttftP50: number }> {
@@ -143,35 +156,57 @@ try {
   await off.stop();
 }
 
-// The routing hop: straight vs through the router (Node HTTP front), time to first token.
-const router = new OriginRouter({ routes: parseRoutes({ models: [{ model: "bench", targets: [{ kind: "origin", id: "node", baseUrl: `${on.url}/v1`, model: "bench", dialect: "openai" }] }] }) });
-const proxy = await serveRoutes(router);
-const direct: number[] = [];
-const routed: number[] = [];
+// The hops: the same requests straight to the origin, through the worker (sessionless, and with a
+// session), and through the routing code alone; alternated request by request.
+const route = (url: string) => JSON.stringify({ models: [{ model: "bench", targets: [{ kind: "origin", id: "node", baseUrl: `${url}/v1`, model: "bench", dialect: "openai" }] }] });
+const NO_MODERATION = JSON.stringify({ "*": { checks: { rules: false, classifier: false, judge: false, external: false } } });
+const state = mkdtempSync(join(tmpdir(), "petrel-bench-origin-"));
+const auth = { authorization: "Bearer sk-petrel-local" };
+type Path = "direct" | "worker" | "session" | "routing";
+const samples: Record<Path, { ttft: number[]; total: number[] }> = { direct: { ttft: [], total: [] }, worker: { ttft: [], total: [] }, session: { ttft: [], total: [] }, routing: { ttft: [], total: [] } };
 try {
-  for (let i = 0; i < 5; i++) {
-    await stream(on.url, i, 1);
-    await stream(proxy.url, i, 1);
-  }
-  for (let i = 0; i < hopRequests; i++) {
-    direct.push((await stream(on.url, i, 1)).ttftMs);
-    routed.push((await stream(proxy.url, i, 1)).ttftMs);
+  // Moderation off: the hop is measured alone (and the classifier may cut the fixture's gibberish short).
+  const worker = await startWorker({ state, vars: { ORIGIN_ROUTES: route(on.url), MODERATION_POLICIES: NO_MODERATION } });
+  const proxy = await serveRoutes(new OriginRouter({ routes: parseRoutes(route(on.url)) }));
+  const send: Record<Path, (i: number, n: number) => Promise<StreamResult>> = {
+    direct: (i, n) => stream(on.url, i, n),
+    worker: (i, n) => stream(worker.url, i, n, auth),
+    session: (i, n) => stream(worker.url, i, n, { ...auth, "x-session-id": `bench-${i}-${n}` }),
+    routing: (i, n) => stream(proxy.url, i, n),
+  };
+  const paths = Object.keys(send) as Path[];
+  try {
+    for (let i = 0; i < 5; i++) for (const p of paths) await send[p](1000 + i, 1); // warm up
+    for (let i = 0; i < hopRequests; i++) {
+      for (const p of paths) samples[p].ttft.push((await send[p](i, 1)).ttftMs);
+      for (const p of paths) samples[p].total.push((await send[p](i, hopTokens)).totalMs);
+    }
+  } finally {
+    await proxy.close();
+    await worker.stop();
   }
 } finally {
-  await proxy.close();
   await on.stop();
+  rmSync(state, { recursive: true, force: true });
 }
-const hop = {
-  directP50: percentile(direct, 50),
-  directP95: percentile(direct, 95),
-  routedP50: percentile(routed, 50),
-  routedP95: percentile(routed, 95),
-  addedP50: percentile(routed.map((r, i) => r - direct[i]!), 50),
-  addedP95: percentile(routed.map((r, i) => r - direct[i]!), 95),
-};
+const stat = (xs: number[]) => ({ p50: percentile(xs, 50), p95: percentile(xs, 95) });
+/** Per path: its own p50/p95, and p50/p95 of the per-request difference to the direct request next to it. */
+const hop = Object.fromEntries(
+  (Object.keys(samples) as Path[]).map((p) => [
+    p,
+    {
+      ttft: stat(samples[p].ttft),
+      total: stat(samples[p].total),
+      ...(p !== "direct" && {
+        addedTtft: stat(samples[p].ttft.map((t, i) => t - samples.direct.ttft[i]!)),
+        addedTotal: stat(samples[p].total.map((t, i) => t - samples.direct.total[i]!)),
+      }),
+    },
+  ]),
+) as Record<Path, { ttft: { p50: number; p95: number }; total: { p50: number; p95: number }; addedTtft?: { p50: number; p95: number }; addedTotal?: { p50: number; p95: number } }>;
 
 if (values.json) {
-  process.stdout.write(`${JSON.stringify({ model: values.model, backend: values.backend, threads: Number(values.threads), promptTokens, tokens, rounds, throughput: rows, routingHop: hop, edgeHop: null }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ model: values.model, backend: values.backend, threads: Number(values.threads), promptTokens, tokens, rounds, throughput: rows, hop: { requests: hopRequests, ttftTokens: 1, totalTokens: hopTokens, ...hop } }, null, 2)}\n`);
 } else {
   say("");
   say("| streams | batching on tok/s | batching off tok/s | on/off | decode-phase tok/s on / off | TTFT p50 on / off (ms) | max seqs per forward (on) |");
@@ -182,7 +217,10 @@ if (values.json) {
   const one = rows.find((r) => r.concurrency === 1);
   if (one) for (const r of rows) if (r.concurrency > 1) say(`aggregate at ${r.concurrency} streams vs 1: batching on ${(r.on / one.on).toFixed(2)}×, off ${(r.off / one.off).toFixed(2)}×`);
   say("");
-  say(`routing hop (Node front + workers/routing → origin, loopback; ${hopRequests} requests, time to first token):`);
-  say(`  direct p50 ${hop.directP50.toFixed(1)} ms, p95 ${hop.directP95.toFixed(1)} ms; routed p50 ${hop.routedP50.toFixed(1)} ms, p95 ${hop.routedP95.toFixed(1)} ms; added p50 ${hop.addedP50.toFixed(1)} ms, p95 ${hop.addedP95.toFixed(1)} ms`);
-  say("edge hop (Hono worker in workerd → origin): not measured — the worker does not call workers/routing yet.");
+  say(`hops (${hopRequests} requests each; TTFT of 1-token replies, total time of ${hopTokens}-token replies; ms):`);
+  say("| path | TTFT p50 / p95 | added TTFT p50 / p95 | total p50 / p95 | added total p50 / p95 |");
+  say("| --- | ---: | ---: | ---: | ---: |");
+  const names: Record<Path, string> = { direct: "origin, direct", worker: "worker (wrangler dev) → origin", session: "worker → SessionDO → origin", routing: "Node front + workers/routing → origin" };
+  const f = (s: { p50: number; p95: number } | undefined) => (s ? `${s.p50.toFixed(1)} / ${s.p95.toFixed(1)}` : "—");
+  for (const p of Object.keys(hop) as Path[]) say(`| ${names[p]} | ${f(hop[p].ttft)} | ${f(hop[p].addedTtft)} | ${f(hop[p].total)} | ${f(hop[p].addedTotal)} |`);
 }

@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   synth: { summary: "write a synthetic model with deterministic weights", load: () => import("./cli/synth.ts") },
   "convert-llama2c": { summary: "convert a llama2.c checkpoint to GGUF", load: () => import("./cli/convert-llama2c.ts") },
   bench: { summary: "measure prompt and decode tokens/s of one model", load: () => import("./cli/bench.ts") },
+  shard: { summary: "cut a model into layer ranges that fit a memory budget (a shard plan)", load: () => import("./cli/shard.ts") },
   upload: { summary: "put a GGUF model into the R2 bucket with a manifest entry", load: () => import("./cli/upload.ts") },
   pull: { summary: "download a model (URL or hf:OWNER/REPO/FILE.gguf) and upload it", load: () => import("./cli/pull.ts") },
 };

@@ -1,8 +1,9 @@
 /**
  * `npm start`: runs the worker locally with `wrangler dev` on 127.0.0.1:8787 (PORT overrides),
  * with no cloud account. On first start it writes .dev.vars from .dev.vars.example (the local key
- * sk-petrel-local) and puts the demo model `petrel-demo` into the local R2 bucket, synthesizing
- * it (a small llama with the real llama SPM vocabulary, deterministic weights) if absent.
+ * sk-petrel-local), puts the moderation classifier and the demo model `petrel-demo` into the local
+ * R2 bucket, synthesizing the model (a small llama with the real llama SPM vocabulary,
+ * deterministic weights) if absent.
  *
  * Environment: PORT (8787), PETREL_STATE (local state directory, default .wrangler/state),
  * PETREL_NO_DEMO=1 (skip the demo model). Extra arguments go to `wrangler dev`.
@@ -17,6 +18,7 @@ import { GGMLType } from "../kernels/gguf/types.ts";
 import { manifestKey } from "../workers/manifest.ts";
 import { bucketName, openLocalBucket, ROOT, uploadModel } from "./cli/upload.ts";
 import { synthesize } from "./lib/synth.ts";
+import { uploadClassifierLocally } from "./moderation/upload.ts";
 
 export const DEMO_MODEL = "petrel-demo";
 const DEMO_FILE = join(ROOT, ".cache", "petrel-demo.gguf");
@@ -65,6 +67,8 @@ async function main(): Promise<void> {
   const persistTo = process.env.PETREL_STATE ?? join(ROOT, ".wrangler/state");
   ensureDevVars();
   if (process.env.PETREL_NO_DEMO !== "1") await ensureDemoModel(persistTo);
+  // The moderation classifier of the default policy, next to the models (refreshed on every start).
+  await uploadClassifierLocally(persistTo);
 
   const bin = join(dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin", "wrangler.js");
   const args = [bin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false", ...process.argv.slice(2)];

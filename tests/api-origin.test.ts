@@ -4,14 +4,13 @@
  * starts it (scripts/start.ts → wrangler dev) with ORIGIN_ROUTES routing `big-model` to that
  * origin (passed as `--var`, its key as a named secret). The official `openai` client drives it.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnOrigin, type OriginProcess } from "../scripts/origin/spawn.ts";
+import { startWorker, type WorkerProcess } from "../scripts/origin/spawn-worker.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FIXTURE = join(ROOT, "tests/fixtures/reference/llama-Q8_0.gguf");
@@ -19,23 +18,11 @@ const run1 = (JSON.parse(readFileSync(join(ROOT, "tests/fixtures/reference/llama
 const ORIGIN_KEY = "sk-origin-e2e";
 const MODEL = "big-model";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
 let origin: OriginProcess;
 let direct: OpenAI;
-let server: ChildProcess;
+let worker: WorkerProcess;
 let state: string;
 let base: string;
-let output = "";
 let client: OpenAI;
 
 beforeAll(async () => {
@@ -47,35 +34,13 @@ beforeAll(async () => {
   };
 
   state = mkdtempSync(join(tmpdir(), "petrel-origin-e2e-"));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts/start.ts"), "--var", `ORIGIN_ROUTES:${JSON.stringify(routes)}`, "--var", `ORIGIN_NODE_KEY:${ORIGIN_KEY}`], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), PETREL_STATE: state, PETREL_NO_DEMO: "1" },
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  server.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    if (server.exitCode !== null) throw new Error(`npm start exited (${server.exitCode}):\n${output}`);
-    try {
-      if ((await fetch(`${base}/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the worker did not come up:\n${output}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  worker = await startWorker({ state, vars: { ORIGIN_ROUTES: JSON.stringify(routes), ORIGIN_NODE_KEY: ORIGIN_KEY } });
+  base = worker.url;
   client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-petrel-local", maxRetries: 0 });
 }, 240_000);
 
 afterAll(async () => {
-  if (server?.pid && server.exitCode === null) {
-    process.kill(-server.pid, "SIGTERM");
-    await new Promise((r) => server.once("exit", r));
-  }
+  await worker?.stop();
   await origin?.stop();
   if (state) rmSync(state, { recursive: true, force: true });
 });

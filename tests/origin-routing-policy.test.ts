@@ -266,6 +266,29 @@ describe("routing policy", () => {
     expect(routeHeader(result.route)).toBe("edge:edge; tried=dead:unreachable");
     expect(reply).toMatchObject({ text: "from the edge", finishReason: "stop" });
   });
+
+  it("edge first: a request too big for the edge model goes on to the origin, the edge stays healthy; other edge refusals are final", async () => {
+    const refusal = (status: number, code: string) => ({ status, toJSON: () => ({ error: { message: `edge says ${code}`, type: "invalid_request_error", param: null, code } }) });
+    let refuse = refusal(400, "context_length_exceeded");
+    const seen: string[] = [];
+    const r = new OriginRouter({
+      routes: parseRoutes({ models: [{ model: "m", targets: [{ kind: "edge", id: "edge", model: "small-edge" }, ollamaTarget("ollama", ollama.url)] }] }),
+      edge: (_req, target) => {
+        seen.push(target.model);
+        throw refuse;
+      },
+    });
+    const { result, reply } = await run(r, chat("too long for the edge"));
+    expect(routeHeader(result.route)).toBe("origin:ollama; tried=edge:unsupported");
+    expect(reply!.text).toBe("You said: too long for the edge");
+    expect(seen).toEqual(["small-edge"]);
+    expect(r.health.snapshot()["m/edge"]!.consecutiveFailures).toBe(0);
+
+    refuse = refusal(400, "invalid_chat");
+    const refused = await run(r, chat("x"));
+    expect(refused.result.ok).toBe(false);
+    if (!refused.result.ok) expect(refused.result).toMatchObject({ status: 400, error: { error: { code: "invalid_chat" } } });
+  });
 });
 
 describe("route registry", () => {
@@ -290,5 +313,11 @@ describe("route registry", () => {
     expect(() => parseRoutes({ models: [{ model: "x", targets: [{ kind: "origin", id: "a", baseUrl: "http://x", model: "m", dialect: "grpc" }] }] })).toThrow(/dialect/);
     expect(() => parseRoutes({ models: [{ model: "x", targets: [] }] })).toThrow(/at least one target/);
     expect(() => parseRoutes({ models: [{ model: "x", targets: [{ kind: "edge", id: "e" }, { kind: "edge", id: "e" }] }] })).toThrow(/appears twice/);
+    // An edge target runs the route's model id from the bucket unless it names another.
+    const edges = parseRoutes({ models: [{ model: "x", targets: [{ kind: "edge" }, { kind: "edge", id: "small", model: "x-q4" }] }] }).get("x")!.targets;
+    expect(edges).toEqual([
+      { kind: "edge", id: "edge", model: "x", weight: 1, priority: 0 },
+      { kind: "edge", id: "small", model: "x-q4", weight: 1, priority: 1 },
+    ]);
   });
 });

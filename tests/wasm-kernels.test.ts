@@ -67,7 +67,7 @@ describe("a batch is the same as one token at a time", () => {
   for (const type of [...FLOATS, ...QUANTIZED]) {
     it(typeName(type), async () => {
       const random = seeded(200 + type);
-      const rows = 45; // enough four-row groups for the kernels to read ahead
+      const rows = 45; // several groups of four and of eight rows, the last ones ragged
       const cols = colsFor(type);
       const nTokens = 5;
       const w = weights(random, type, rows, cols, "quantized");

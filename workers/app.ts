@@ -9,13 +9,16 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { z } from "zod";
 import type { Admission } from "../durable-objects/account.ts";
-import type { TurnInput } from "../durable-objects/protocol.ts";
+import type { RoutedTurnInput, TurnInput } from "../durable-objects/protocol.ts";
 import { authenticate, isAdmin, isKeyRecord, newApiKey, sha256Hex, type KeyRecord, type Principal } from "./auth.ts";
 import { numberVar, type Env } from "./env.ts";
 import { ApiError, badRequest, forbidden, isOpenAIErrorBody, modelNotFound, notFound, payloadTooLarge, rateLimited, serverError } from "./errors.ts";
 import { isManifest, manifestKey, MODEL_ID_RE, modelObject, type ModelManifest } from "./manifest.ts";
-import { collectReply, HealthTracker, OriginRouter, parseRoutes, replyObject, routeHeader, sseStream, type RouteEvent } from "./routing/index.ts";
+import { isolateHealth, metered, OriginRouter, replyResponse, routeHeader, routeTableOf, type EdgeHandler, type RouteTable } from "./routing/index.ts";
+import { edgeHandler } from "../durable-objects/origin-edge.ts";
+import { routedUsage } from "../durable-objects/origin-usage.ts";
 import { chatRequestSchema, completionRequestSchema, createKeySchema, describeIssue, sessionIdSchema, type ChatRequest, type CompletionRequest } from "./schemas.ts";
+import { GuardedOutput, guardRouteEvents, moderateGeneration, moderationContext, registerModerationRoutes } from "./moderation/index.ts";
 
 type Vars = { requestId: string; principal: Principal };
 type AppEnv = { Bindings: Env; Variables: Vars };
@@ -128,6 +131,9 @@ export function createApp(): Hono<AppEnv> {
   app.post("/v1/chat/completions", zValidator("json", chatRequestSchema, validationHook), (c) => generation(c, "chat", c.req.valid("json")));
   app.post("/v1/completions", zValidator("json", completionRequestSchema, validationHook), (c) => generation(c, "completion", c.req.valid("json")));
 
+  // ---- moderation: POST /v1/moderations, tenant policies (workers/moderation) ----
+  registerModerationRoutes(app);
+
   // ---- sessions ----
   app.get("/v1/sessions/:id", (c) => sessionRequest(c, "GET"));
   app.delete("/v1/sessions/:id", (c) => sessionRequest(c, "DELETE"));
@@ -233,17 +239,24 @@ async function generation(c: Ctx, kind: "chat" | "completion", body: ChatRequest
   const principal = c.get("principal");
   const requestId = c.get("requestId");
   const session = sessionIdOf(c, body.session);
-  const router = routerFor(c.env);
-  if (router?.has(body.model)) return routedGeneration(c, router, kind, body, session);
-  const manifest = await getManifest(c.env.MODELS, body.model);
-  if (!manifest) throw modelNotFound(body.model);
+  const router = routerFor(c.env, edgeHandler(c.env, { tenant: principal.tenant, keyHash: principal.keyHash, requestId }));
+  const routed = router?.has(body.model) === true;
+  if (routed && session === undefined) return routedGeneration(c, router!, kind, body);
+  // A routed model with a session goes to its SessionDO, which keeps the history and routes the turn (durable-objects/origin-turn.ts).
+  const manifest = routed ? undefined : await getManifest(c.env.MODELS, body.model);
+  if (!routed && !manifest) throw modelNotFound(body.model);
 
   const admission = await accountOf(c.env, principal.tenant).admit(principal.keyHash, { rpm: principal.rpm, tpm: principal.tpm });
   if (!admission.ok) throw rateLimited(admission.message, admission.kind, admission.retryAfter);
+  // Input moderation before anything is generated; the SessionDO applies the rest of the policy.
+  // (A routed session's chat gets the pinned system prompt in its SessionDO, like the edge's; a routed completion's token ids are checked nowhere.)
+  const moderated = await moderateGeneration(kind, body, moderationContext(c), { routed: routed && kind === "completion" });
+  body = moderated.body;
 
   const ns = c.env.SESSIONS;
   const stub = session === undefined ? ns.get(ns.newUniqueId()) : ns.get(ns.idFromName(sessionName(principal.tenant, session)));
-  const turn: TurnInput = { kind, requestId, tenant: principal.tenant, keyHash: principal.keyHash, session: session ?? null, manifest, body };
+  const common = { kind, requestId, tenant: principal.tenant, keyHash: principal.keyHash, body, ...(moderated.policy && { moderation: moderated.policy }) };
+  const turn: TurnInput | RoutedTurnInput = manifest ? { ...common, session: session ?? null, manifest } : { ...common, session: session!, routed: true };
   const started = Date.now();
   const res = await stub.fetch("https://session/turn", {
     method: "POST",
@@ -265,47 +278,36 @@ async function generation(c: Ctx, kind: "chat" | "completion", body: ChatRequest
 
 // ---- origin routes (workers/routing) ---------------------------------------------------------
 
-/** One tracker per isolate: circuit breakers outlive the router rebuilt when the config changes. */
-const health = new HealthTracker();
-let routing: { config: string | undefined; router: OriginRouter | undefined; models: string[] } | undefined;
+/** The routes of env.ORIGIN_ROUTES (undefined when unset or invalid), parsed once per config. */
+function routesOf(env: Env): RouteTable | undefined {
+  return routeTableOf(env.ORIGIN_ROUTES, env as unknown as Record<string, unknown>, (error) => log("error", "ORIGIN_ROUTES ignored", { error }));
+}
 
-/** The router of env.ORIGIN_ROUTES (undefined when unset or invalid), rebuilt only when it changes. */
-export function routerFor(env: Env): OriginRouter | undefined {
-  const config = env.ORIGIN_ROUTES?.trim() || undefined;
-  if (routing && routing.config === config) return routing.router;
-  let router: OriginRouter | undefined;
-  let models: string[] = [];
-  if (config !== undefined) {
-    try {
-      const routes = parseRoutes(config, env as unknown as Record<string, unknown>);
-      router = new OriginRouter({ routes, health });
-      models = routes.models();
-    } catch (e) {
-      log("error", "ORIGIN_ROUTES ignored", { error: e instanceof Error ? e.message : String(e) });
-    }
-  }
-  routing = { config, router, models };
-  return router;
+/** A router over env.ORIGIN_ROUTES with the isolate's circuit breakers; `edge` serves its edge targets. */
+export function routerFor(env: Env, edge?: EdgeHandler): OriginRouter | undefined {
+  const routes = routesOf(env);
+  return routes && new OriginRouter({ routes, health: isolateHealth, ...(edge && { edge }) });
 }
 
 /** The model ids ORIGIN_ROUTES routes. */
 function routedModels(env: Env): string[] {
-  routerFor(env);
-  return routing?.models ?? [];
+  return routesOf(env)?.models() ?? [];
 }
 
 function routedModelObject(id: string) {
   return { id, object: "model" as const, created: 0, owned_by: "petrel", petrel: { routed: true } };
 }
 
-/** A routed model: its targets serve the reply; usage is charged to the tenant like the edge's. */
-async function routedGeneration(c: Ctx, router: OriginRouter, kind: "chat" | "completion", body: ChatRequest | CompletionRequest, session: string | undefined): Promise<Response> {
+/** A routed model without a session: its targets serve the reply; usage is charged to the tenant like the edge's. */
+async function routedGeneration(c: Ctx, router: OriginRouter, kind: "chat" | "completion", body: ChatRequest | CompletionRequest): Promise<Response> {
   const principal = c.get("principal");
   const requestId = c.get("requestId");
   const admission = await accountOf(c.env, principal.tenant).admit(principal.keyHash, { rpm: principal.rpm, tpm: principal.tpm });
   if (!admission.ok) throw rateLimited(admission.message, admission.kind, admission.retryAfter);
+  const moderated = await moderateGeneration(kind, body, moderationContext(c), { routed: true });
+  body = moderated.body;
+  const guard = await GuardedOutput.create(c.env, moderated.policy, { stream: body.stream === true, tenant: principal.tenant, requestId });
   const headers: Record<string, string> = rateLimitHeaders(admission);
-  if (session !== undefined) headers["x-session-id"] = session;
 
   let result;
   try {
@@ -322,49 +324,14 @@ async function routedGeneration(c: Ctx, router: OriginRouter, kind: "chat" | "co
   }
 
   // Charge the tenant once the reply ends (or breaks): the upstream's usage, else what was seen.
-  let charged = false;
-  const charge = async (usage: { prompt_tokens: number; completion_tokens: number } | undefined, deltas: number) => {
-    if (charged) return;
-    charged = true;
-    try {
-      await accountOf(c.env, principal.tenant).record({
-        keyHash: principal.keyHash,
-        model: body.model,
-        promptTokens: usage?.prompt_tokens ?? 0,
-        cachedTokens: 0,
-        completionTokens: usage?.completion_tokens ?? deltas,
-      });
-    } catch (e) {
-      log("error", "usage not recorded", { request_id: requestId, error: String(e) });
-    }
-  };
-  const upstream = result.events;
-  async function* metered(): AsyncGenerator<RouteEvent, void, undefined> {
-    let deltas = 0;
-    try {
-      for await (const ev of upstream) {
-        if (ev.type === "delta") deltas += ev.tokenIds?.length ?? 1;
-        else await charge(ev.type === "end" ? ev.usage : undefined, deltas);
-        yield ev;
-      }
-    } finally {
-      await charge(undefined, deltas);
-    }
-  }
-
+  const events = metered(result.events, routedUsage(c.env, { tenant: principal.tenant, keyHash: principal.keyHash, requestId }, body.model, result.route.kind));
   const meta = { kind, id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`, model: body.model, created: Math.floor(Date.now() / 1000) } as const;
-  if (body.stream === true) {
-    return new Response(sseStream(meta, metered(), { includeUsage: body.stream_options?.include_usage === true }), {
-      headers: { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
-    });
-  }
-  const reply = await collectReply(metered());
-  if (reply.error) return Response.json(reply.error.error, { status: reply.error.status, headers });
-  const object = replyObject(meta, reply);
-  if (body.return_token_ids === true && kind === "completion") {
-    return Response.json({ ...object, choices: object.choices.map((ch) => ({ ...ch, token_ids: reply.tokenIds })) }, { headers });
-  }
-  return Response.json(object, { headers });
+  return replyResponse(meta, guard ? guardRouteEvents(events, guard) : events, {
+    stream: body.stream === true,
+    includeUsage: body.stream_options?.include_usage === true,
+    returnTokenIds: body.return_token_ids === true,
+    headers,
+  });
 }
 
 async function sessionRequest(c: Ctx, method: "GET" | "DELETE"): Promise<Response> {

@@ -3,6 +3,7 @@ import { createApp } from "./app.ts";
 
 export { AccountDO } from "../durable-objects/account.ts";
 export { SessionDO } from "../durable-objects/session.ts";
+export { ShardDO } from "../durable-objects/shard.ts";
 
 const app = createApp();
 

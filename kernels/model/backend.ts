@@ -74,6 +74,13 @@ export interface Backend {
   /** Take a weight matrix in GGUF block format into the backend. */
   loadWeight(data: WeightData): Weight;
 
+  /**
+   * Optional, loadWeight without an intermediate copy: `fill` receives the weight's place in the
+   * backend's memory (exactly rows × rowBytes bytes) and writes its GGUF blocks there, e.g. by
+   * reading them from a file. The view is only valid during the call.
+   */
+  loadWeightFrom?(shape: Omit<WeightData, "bytes">, fill: (dst: Uint8Array) => void): Weight;
+
   /** out[t][r] = Σ_c W[r][c] · x[t][c], for t < nTokens (x: nTokens × cols, out: nTokens × rows). */
   matmul(out: Float32Array, w: Weight, x: Float32Array, nTokens: number): void;
 

@@ -13,6 +13,9 @@ export const CategoryActionSchema = z.enum(["block", "flag", "off"]);
 export const RuleActionSchema = z.enum(["block", "flag", "redact"]);
 export const PiiActionSchema = z.enum(["block", "redact", "allow"]);
 
+/** Keys are named, never given: a policy may only name secrets of this form (so it cannot read others). */
+const secretName = z.string().regex(/^MODERATION_[A-Z0-9_]{1,64}_KEY$/, "secret names look like MODERATION_<NAME>_KEY");
+
 const ruleId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "rule ids are 1–64 characters of A-Z a-z 0-9 _ . -");
 
 export const BlocklistSchema = z
@@ -117,18 +120,33 @@ export const ModerationPolicySchema = z
       .object({
         /** the categories the judge is asked about (default: all) */
         categories: z.array(CategorySchema).min(1).optional(),
+        /** the judge model: one this worker serves (edge), or the model name at `url` */
+        model: z.string().min(1).max(256).optional(),
+        /** an OpenAI-compatible chat completions endpoint (an origin); absent: the worker's own model */
+        url: z.url().optional(),
+        /** the secret holding `url`'s bearer key (never the key itself in a policy) */
+        apiKeySecret: secretName.optional(),
+        /** tokens the judge may answer with ("unsafe\nO1,O5" fits in 16) */
+        maxTokens: z.number().int().min(1).max(256).default(16),
       })
       .strict()
-      .default({}),
+      .default({ maxTokens: 16 }),
     external: z
       .object({
         /** an OpenAI-compatible moderations endpoint, e.g. https://api.openai.com/v1/moderations */
         url: z.url(),
         model: z.string().min(1).default("omni-moderation-latest"),
         timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        /** the secret holding the endpoint's bearer key */
+        apiKeySecret: secretName.optional(),
       })
       .strict()
       .optional(),
+    /**
+     * input the edge cannot read as text (a token-id prompt to a model served by an origin: no
+     * tokenizer at the edge): let it through, logged (its output is still moderated), or refuse it
+     */
+    unreadableInput: z.enum(["allow", "block"]).default("allow"),
     /** when an optional check (classifier, judge, external) fails: let the text through, or block */
     onCheckError: z.enum(["allow", "block"]).default("allow"),
     logging: z

@@ -121,6 +121,7 @@ export class WasmHeap {
   }
 }
 
-function alignUp(n: number): number {
+/** n rounded up to a whole cache line. */
+export function alignUp(n: number): number {
   return Math.ceil(n / ALIGN) * ALIGN;
 }

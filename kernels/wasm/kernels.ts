@@ -24,7 +24,7 @@ export interface Kernels {
 }
 
 /** Bytes of the per-thread scratch `matmul` takes. */
-export const MATMUL_SCRATCH_BYTES = 64;
+export const MATMUL_SCRATCH_BYTES = 128;
 
 /** Runs out[t·rows + r] = W[r] · act[t] for all rows of a weight (one thread, or split across several). */
 export type MatmulRunner = (type: number, w: number, rowBytes: number, rows: number, cols: number, act: number, nTokens: number, out: number) => void;

@@ -1,7 +1,5 @@
 /** A reusable region of the wasm heap for an operation's inputs, outputs and temporaries. */
-import type { WasmHeap } from "./heap.ts";
-
-const ALIGN = 64;
+import { type WasmHeap, alignUp } from "./heap.ts";
 
 export class Scratch {
   private ptr = 0;
@@ -14,18 +12,20 @@ export class Scratch {
    * next call (which may move them).
    */
   carve(...sizes: number[]): number[] {
-    const aligned = sizes.map((s) => Math.ceil(s / ALIGN) * ALIGN);
-    const total = aligned.reduce((a, b) => a + b, 0);
+    let total = 0;
+    for (let i = 0; i < sizes.length; i++) total += alignUp(sizes[i]!);
     if (total > this.size) {
       if (this.size) this.heap.release(this.ptr);
       this.size = total;
       this.ptr = this.heap.alloc(total);
     }
+    // the sizes array becomes the addresses: one allocation per call (operations run per layer)
     let at = this.ptr;
-    return aligned.map((s) => {
-      const part = at;
-      at += s;
-      return part;
-    });
+    for (let i = 0; i < sizes.length; i++) {
+      const size = alignUp(sizes[i]!);
+      sizes[i] = at;
+      at += size;
+    }
+    return sizes;
   }
 }

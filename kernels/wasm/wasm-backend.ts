@@ -17,16 +17,14 @@ import { type WasmModule, wasmApi } from "./wasm-api.ts";
 interface WasmWeight extends Weight {
   readonly ptr: number;
   readonly rowBytes: number;
+  /** Bytes of one token's activations as this weight's kernel reads them. */
+  readonly actBytes: number;
 }
 
 export interface WasmBackend extends Backend {
   /** Size of the wasm linear memory (weights, KV-caches, scratch); it grows as needed and never shrinks. */
   readonly memoryBytes: number;
-  /**
-   * loadWeight without an intermediate copy: `fill` receives the weight's place in linear memory
-   * (exactly rows × rowBytes bytes) and must write its GGUF blocks there before returning, e.g.
-   * by reading them from a file. The view is only valid during the call.
-   */
+  /** Always present here: weights go straight into linear memory. */
   loadWeightFrom(shape: Omit<WeightData, "bytes">, fill: (dst: Uint8Array) => void): Weight;
   /** Stops the backend's matmul threads, if it has any; the backend is unusable afterwards. */
   close(): Promise<void>;
@@ -85,7 +83,7 @@ class WasmBackendImpl implements WasmBackend {
       this.heap.release(ptr);
       throw e;
     }
-    const weight: WasmWeight = { name, type, rows, cols, ptr, rowBytes };
+    const weight: WasmWeight = { name, type, rows, cols, ptr, rowBytes, actBytes: this.kernels.activationBytes(type, cols) };
     return weight;
   }
 
@@ -93,7 +91,7 @@ class WasmBackendImpl implements WasmBackend {
     const w = weight as WasmWeight;
     const { rows, cols, type } = w;
     const k = this.kernels;
-    const [xPtr, actPtr, outPtr] = this.scratch.carve(4 * nTokens * cols, nTokens * k.activationBytes(type, cols), 4 * nTokens * rows);
+    const [xPtr, actPtr, outPtr] = this.scratch.carve(4 * nTokens * cols, nTokens * w.actBytes, 4 * nTokens * rows);
     this.heap.writeF32(xPtr!, x.subarray(0, nTokens * cols));
     const act = k.prepareActivations(type, xPtr!, nTokens, cols, actPtr!);
     this.runMatmul(type, w.ptr, w.rowBytes, rows, cols, act, nTokens, outPtr!);

@@ -1,17 +1,15 @@
 /**
  * `petrel generate --model FILE (--prompt S | --tokens 1,2,3) --n N [sampling flags] [--force IDS]
- * [--logits-out F] [--stop-at-eos] [--backend js|wasm] --json`
+ * [--logits-out F] [--stop-at-eos] [--backend js|wasm|webgpu] --json`
  * Greedy without sampling flags; does not stop at EOS unless --stop-at-eos. --logits-out writes
  * one little-endian float32 row of n_vocab per continuation token: row s = logits after
  * prompt + continuation[:s].
  */
 import { closeSync, openSync, writeSync } from "node:fs";
-import { createBackend, isBackendName } from "../../kernels/model/backends/index.ts";
-import { generate } from "../../kernels/model/generate.ts";
-import { Model } from "../../kernels/model/model.ts";
 import { Sampler, type SamplingParams } from "../../kernels/sampling/index.ts";
 import { Tokenizer } from "../../kernels/tokenizer/index.ts";
 import { CliError, Flags, parseArgs } from "./args.ts";
+import { type Generator, computeBackend, loadGenerator } from "./backend.ts";
 import { openDiskModel } from "./io.ts";
 
 const OPTIONS = ["model", "prompt", "tokens", "n", "temperature", "top-k", "top-p", "min-p", "repeat-penalty", "frequency-penalty", "presence-penalty", "seed", "force", "logits-out", "stop-at-eos", "backend", "threads", "json", "ctx"];
@@ -34,8 +32,7 @@ function samplingParams(flags: Flags): SamplingParams | undefined {
 export async function run(argv: string[]): Promise<void> {
   const flags = new Flags(parseArgs(argv, ["stop-at-eos", "json"]), OPTIONS);
   const file = await openDiskModel(flags.requireString("model"));
-  const backendName = flags.string("backend") ?? "js";
-  if (!isBackendName(backendName)) throw new CliError(`--backend must be js or wasm, got '${backendName}'`);
+  const backend = computeBackend(flags.string("backend"));
   const n = flags.number("n", { integer: true, min: 0 }) ?? 16;
   const force = flags.ids("force");
 
@@ -49,8 +46,22 @@ export async function run(argv: string[]): Promise<void> {
   const prompt = ids ?? tokenizer!.encode(text!, { addSpecial: true, parseSpecial: true });
   if (prompt.length === 0) throw new CliError("the prompt is empty");
 
-  const model = Model.load(file.header, file.bytesOf, await createBackend(backendName, { threads: flags.number("threads", { integer: true, min: 1 }) }));
+  const model = await loadGenerator(file, backend, flags.number("threads", { integer: true, min: 1 }));
   file.close();
+  let tokens: number[];
+  try {
+    tokens = await continuation(model, { prompt, n, force }, flags, tokenizer);
+  } finally {
+    model.close();
+  }
+  const output = tokenizer?.decode(tokens);
+  if (flags.bool("json")) process.stdout.write(JSON.stringify({ tokens, ...(output !== undefined && { text: output }) }) + "\n");
+  else process.stdout.write((output ?? tokens.join(" ")) + "\n");
+}
+
+/** The n tokens after `prompt` (or fewer, with --stop-at-eos), writing --logits-out as they come. */
+async function continuation(model: Generator, run: { prompt: number[]; n: number; force?: number[] }, flags: Flags, tokenizer: Tokenizer | undefined): Promise<number[]> {
+  const { prompt, n, force } = run;
   for (const id of [...prompt, ...(force ?? [])]) {
     if (id >= model.config.nVocab) throw new CliError(`token id ${id} is outside the vocabulary (0..${model.config.nVocab - 1})`);
   }
@@ -63,7 +74,7 @@ export async function run(argv: string[]): Promise<void> {
   const logitsFd = logitsPath === undefined ? undefined : openSync(logitsPath, "w");
   const tokens: number[] = [];
   try {
-    for (const token of generate(model, cache, {
+    for await (const token of model.generate(cache, {
       prompt,
       maxTokens: n,
       force,
@@ -76,7 +87,5 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     if (logitsFd !== undefined) closeSync(logitsFd);
   }
-  const output = tokenizer?.decode(tokens);
-  if (flags.bool("json")) process.stdout.write(JSON.stringify({ tokens, ...(output !== undefined && { text: output }) }) + "\n");
-  else process.stdout.write((output ?? tokens.join(" ")) + "\n");
+  return tokens;
 }

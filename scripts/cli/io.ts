@@ -46,14 +46,14 @@ export async function openDiskModel(path: string): Promise<DiskModel> {
     throw new CliError(code === "ENOENT" ? `no such file: ${path}` : `cannot read ${path}: ${(e as Error).message}`);
   }
   const size = fstatSync(fd).size;
-  const read = (offset: number, length: number) => {
-    const out = new Uint8Array(length);
+  const read = (offset: number, length: number, into?: Uint8Array) => {
+    const out = into ?? new Uint8Array(length);
     const n = readSync(fd, out, 0, length, offset);
     return n === length ? out : out.subarray(0, n);
   };
   try {
     const header = await readGGUFHeader({ size, read: async (offset, length) => read(offset, length) });
-    return { header, bytesOf: (t) => read(t.fileOffset, t.nBytes), close: () => closeSync(fd) };
+    return { header, bytesOf: (t, into) => read(t.fileOffset, t.nBytes, into), close: () => closeSync(fd) };
   } catch (e) {
     closeSync(fd);
     if (e instanceof GGUFError) throw new CliError(`${path}: ${e.message}`);

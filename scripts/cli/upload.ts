@@ -1,11 +1,14 @@
 /**
- * `petrel upload FILE --name ID [--local | --remote] [--ctx N] [--kv-type f32|f16] [--persist-to DIR]
- * [--config wrangler.toml] [--json]`
+ * `petrel upload FILE --name ID [--local | --remote] [--ctx N] [--kv-type f32|f16] [--plan PLAN.json]
+ * [--persist-to DIR] [--config wrangler.toml] [--json]`
  *
  * Puts a GGUF model into the worker's R2 bucket with its manifest entry (architecture, quant,
  * size, context length, chat template present): `models/ID.gguf` and `manifest/ID.json`. The
  * file is checked first — a valid GGUF of a supported architecture whose weights load and whose
  * tokenizer builds — and refused with the reason otherwise.
+ *
+ * With --plan (from `petrel shard`), the plan goes to `plans/ID.json` and the manifest names it:
+ * the worker then serves the model as a pipeline of ShardDOs.
  *
  * Local (the default) writes the bucket `wrangler dev` serves (`.wrangler/state` unless
  * --persist-to), through the same miniflare wrangler uses; --remote uses `wrangler r2 object put`.
@@ -21,10 +24,11 @@ import { GGUFError } from "../../kernels/gguf/types.ts";
 import { createJsBackend } from "../../kernels/model/backends/js.ts";
 import { loadModel } from "../../kernels/model/model.ts";
 import { describeModel, manifestKey, modelKey, type ModelManifest } from "../../workers/manifest.ts";
+import { isShardPlan, planKey, type ShardedManifest, type ShardPlan } from "../../durable-objects/shard-plan.ts";
 import { CliError, Flags, parseArgs } from "./args.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const OPTIONS = ["name", "local", "remote", "ctx", "kv-type", "persist-to", "config", "json", "source"];
+const OPTIONS = ["name", "local", "remote", "ctx", "kv-type", "persist-to", "config", "json", "source", "plan"];
 
 export interface UploadOptions {
   id: string;
@@ -35,6 +39,8 @@ export interface UploadOptions {
   persistTo?: string;
   configPath?: string;
   source?: string;
+  /** A shard plan (`petrel shard --out`): the model is served as a pipeline of ShardDOs. */
+  plan?: ShardPlan;
 }
 
 /** Checks a GGUF file and describes it; a CliError with the reason when Petrel cannot serve it. */
@@ -105,18 +111,29 @@ function wrangler(args: string[], input?: Uint8Array): Promise<void> {
 
 /** Uploads a checked model file and its manifest entry. */
 export async function uploadModel(path: string, bytes: Uint8Array, opts: UploadOptions): Promise<ModelManifest> {
-  const manifest = validateModel(bytes, { id: opts.id, nCtx: opts.nCtx, kvType: opts.kvType, source: opts.source, label: path });
+  const manifest: ShardedManifest = validateModel(bytes, { id: opts.id, nCtx: opts.nCtx, kvType: opts.kvType, source: opts.source, label: path });
+  const plan = opts.plan;
+  if (plan) {
+    const layers = parseGGUF(bytes).metadata.get(`${manifest.architecture}.block_count`);
+    if (plan.nLayer !== Number(layers) || plan.nCtx < manifest.n_ctx || plan.kvType !== manifest.kv_type) {
+      throw new CliError(`the shard plan (${plan.nLayer} layers, n_ctx ${plan.nCtx}, ${plan.kvType} KV) does not fit ${path} served at n_ctx ${manifest.n_ctx} with ${manifest.kv_type} KV: make it with petrel shard --ctx ${manifest.n_ctx} --kv-type ${manifest.kv_type}`);
+    }
+    manifest.shard_plan = planKey(opts.id);
+  }
   const bucket = bucketName(opts.configPath);
+  const planJson = plan && new TextEncoder().encode(JSON.stringify(plan));
   const manifestJson = new TextEncoder().encode(JSON.stringify(manifest, null, 2));
   if (opts.remote) {
     const config = ["--config", opts.configPath ?? join(ROOT, "wrangler.toml")];
     await wrangler(["r2", "object", "put", `${bucket}/${modelKey(opts.id)}`, "--file", resolve(path), "--remote", ...config]);
+    if (planJson) await wrangler(["r2", "object", "put", `${bucket}/${planKey(opts.id)}`, "--pipe", "--content-type", "application/json", "--remote", ...config], planJson);
     await wrangler(["r2", "object", "put", `${bucket}/${manifestKey(opts.id)}`, "--pipe", "--content-type", "application/json", "--remote", ...config], manifestJson);
     return manifest;
   }
   const local = await openLocalBucket(opts.persistTo ?? join(ROOT, ".wrangler/state"), bucket);
   try {
     await local.r2.put(modelKey(opts.id), bytes);
+    if (planJson) await local.r2.put(planKey(opts.id), planJson, { httpMetadata: { contentType: "application/json" } });
     await local.r2.put(manifestKey(opts.id), manifestJson, { httpMetadata: { contentType: "application/json" } });
   } finally {
     await local.dispose();
@@ -127,7 +144,7 @@ export async function uploadModel(path: string, bytes: Uint8Array, opts: UploadO
 export async function run(argv: string[]): Promise<void> {
   const flags = new Flags(parseArgs(argv, ["local", "remote", "json"]), OPTIONS);
   const [path, ...extra] = flags.positional;
-  if (!path || extra.length > 0) throw new CliError("usage: petrel upload FILE --name ID [--local | --remote] [--ctx N] [--kv-type f32|f16]");
+  if (!path || extra.length > 0) throw new CliError("usage: petrel upload FILE --name ID [--local | --remote] [--ctx N] [--kv-type f32|f16] [--plan PLAN.json]");
   if (flags.bool("local") && flags.bool("remote")) throw new CliError("give --local or --remote, not both");
   const kvType = flags.string("kv-type");
   if (kvType !== undefined && kvType !== "f32" && kvType !== "f16") throw new CliError(`--kv-type must be f32 or f16, got '${kvType}'`);
@@ -137,7 +154,20 @@ export async function run(argv: string[]): Promise<void> {
   } catch (e) {
     throw new CliError(`cannot read ${path}: ${(e as Error).message}`);
   }
+  const planPath = flags.string("plan");
+  let plan: ShardPlan | undefined;
+  if (planPath !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(planPath, "utf8"));
+    } catch (e) {
+      throw new CliError(`cannot read the shard plan ${planPath}: ${(e as Error).message}`);
+    }
+    if (!isShardPlan(parsed)) throw new CliError(`${planPath} is not a shard plan (make one with petrel shard --out)`);
+    plan = parsed;
+  }
   const manifest = await uploadModel(path, bytes, {
+    plan,
     id: flags.requireString("name"),
     nCtx: flags.number("ctx", { integer: true, min: 1 }),
     kvType,

@@ -1,15 +1,16 @@
 /**
- * `npm run origin -- --model FILE --port P [--threads N] [--backend js|wasm] [--api-key K] [--no-batching]`
+ * `npm run origin -- --model FILE --port P [--threads N] [--backend js|wasm|webgpu] [--api-key K] [--no-batching]`
  *
  * Petrel's Node origin: one GGUF model behind an OpenAI-compatible API with continuous batching.
  * Prints one JSON line `{"event":"listening","url":...}` on stdout when it accepts requests;
  * logs are JSON lines on stderr. SIGINT/SIGTERM stop it cleanly.
  */
 import { parseArgs } from "node:util";
-import { isBackendName } from "../../kernels/model/backends/index.ts";
+import { CliError } from "../cli/args.ts";
+import { type ComputeBackend, computeBackend } from "../cli/backend.ts";
 import { startOrigin } from "./server.ts";
 
-const USAGE = `usage: npm run origin -- --model FILE [--port P] [--host H] [--threads N] [--backend js|wasm]
+const USAGE = `usage: npm run origin -- --model FILE [--port P] [--host H] [--threads N] [--backend js|wasm|webgpu]
        [--api-key K] [--no-batching] [--model-id ID] [--ctx N] [--kv-type f32|f16]
        [--max-running N] [--max-batch N] [--token-budget N] [--prefill-chunk N] [--max-queue N]
        [--batch-window-ms N] [--kv-budget-mb N]
@@ -60,8 +61,12 @@ if (values.help) {
   process.exit(0);
 }
 if (!values.model) fail("--model is required");
-const backend = values.backend ?? "js";
-if (!isBackendName(backend)) fail(`--backend must be js or wasm, got '${backend}'`);
+let backend: ComputeBackend;
+try {
+  backend = computeBackend(values.backend);
+} catch (e) {
+  fail((e as CliError).message);
+}
 const kvType = values["kv-type"] ?? "f32";
 if (kvType !== "f32" && kvType !== "f16") fail(`--kv-type must be f32 or f16, got '${kvType}'`);
 

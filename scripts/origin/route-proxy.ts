@@ -2,10 +2,10 @@
  * A worker-shaped HTTP front for workers/routing in Node: `POST /v1/chat/completions` and
  * `/v1/completions` go through an OriginRouter, the chosen route is reported in x-petrel-route,
  * replies stream back as OpenAI SSE or JSON. It is what the Hono worker does with a route, minus
- * auth, sessions and moderation — used by the routing tests and by `bench:origin` to measure the
- * added hop until the worker is wired.
+ * auth, sessions and moderation — used by the routing tests and by `bench:origin` (the routing
+ * code's own cost, without workerd).
  */
-import { collectReply, replyObject, routeHeader, sseStream, type OriginRouter } from "../../workers/routing/index.ts";
+import { replyResponse, routeHeader, type OriginRouter } from "../../workers/routing/index.ts";
 import { serveFetch, type FetchServer } from "./node-http.ts";
 
 const notFound = (message: string, code: string) => Response.json({ error: { message, type: "invalid_request_error", param: null, code } }, { status: 404 });
@@ -14,7 +14,7 @@ export function routeHandler(router: OriginRouter): (req: Request) => Promise<Re
   return async (req) => {
     const path = new URL(req.url).pathname;
     if (req.method !== "POST" || (path !== "/v1/chat/completions" && path !== "/v1/completions")) return notFound(`Unknown route: ${req.method} ${path}`, "unknown_url");
-    let body: Record<string, unknown> & { model?: unknown; stream?: unknown; stream_options?: { include_usage?: unknown } };
+    let body: Record<string, unknown> & { model?: unknown; stream?: unknown; stream_options?: { include_usage?: unknown }; return_token_ids?: unknown };
     try {
       body = (await req.json()) as typeof body;
     } catch {
@@ -32,14 +32,7 @@ export function routeHandler(router: OriginRouter): (req: Request) => Promise<Re
     const headers = { "x-petrel-route": routeHeader(result.route) };
     if (!result.ok) return Response.json(result.error, { status: result.status, headers: { ...headers, ...result.headers } });
     const meta = { kind, id: `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`, model, created: Math.floor(Date.now() / 1000) } as const;
-    if (body.stream === true) {
-      return new Response(sseStream(meta, result.events, { includeUsage: body.stream_options?.include_usage === true }), {
-        headers: { ...headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
-      });
-    }
-    const reply = await collectReply(result.events);
-    if (reply.error) return Response.json(reply.error.error, { status: reply.error.status, headers });
-    return Response.json(replyObject(meta, reply), { headers });
+    return replyResponse(meta, result.events, { stream: body.stream === true, includeUsage: body.stream_options?.include_usage === true, returnTokenIds: body.return_token_ids === true, headers });
   };
 }
 

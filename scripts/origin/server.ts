@@ -9,9 +9,11 @@ import { Engine } from "../../kernels/engine/engine.ts";
 import { MeteredBackend } from "../../kernels/engine/metered-backend.ts";
 import { parseGGUF } from "../../kernels/gguf/reader.ts";
 import type { KVType } from "../../kernels/model/backend.ts";
-import { createBackend, type BackendName } from "../../kernels/model/backends/index.ts";
+import { createBackend } from "../../kernels/model/backends/index.ts";
 import { loadModel } from "../../kernels/model/model.ts";
+import { loadWebGpuModel } from "../../kernels/webgpu/model.ts";
 import { Tokenizer } from "../../kernels/tokenizer/index.ts";
+import { type ComputeBackend, openWebGpu } from "../cli/backend.ts";
 import { createOriginApp, internalError, tooLarge } from "./app.ts";
 import { serveFetch } from "./node-http.ts";
 
@@ -21,7 +23,8 @@ export interface OriginOptions {
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
-  backend?: BackendName;
+  /** webgpu: the whole model on a WebGPU adapter (no adapter is an error, never a CPU fallback). */
+  backend?: ComputeBackend;
   threads?: number;
   apiKey?: string;
   /** false: one forward call per sequence (the benchmark's baseline). */
@@ -48,7 +51,8 @@ export interface RunningOrigin {
   url: string;
   port: number;
   engine: Engine;
-  metered: MeteredBackend;
+  /** Weight traffic of a CPU backend (none for webgpu). */
+  metered?: MeteredBackend;
   modelId: string;
   close(): Promise<void>;
 }
@@ -59,8 +63,9 @@ export async function startOrigin(opts: OriginOptions): Promise<RunningOrigin> {
   const file = parseGGUF(new Uint8Array(readFileSync(opts.model)));
   const backendName = opts.backend ?? "js";
   const threads = opts.threads ?? 1;
-  const metered = new MeteredBackend(await createBackend(backendName, { threads }));
-  const model = loadModel(file, metered);
+  const gpu = backendName === "webgpu" ? await openWebGpu() : undefined;
+  const metered = backendName === "webgpu" ? undefined : new MeteredBackend(await createBackend(backendName, { threads }));
+  const model = gpu ? await loadWebGpuModel(file, gpu) : loadModel(file, metered!);
   const tokenizer = Tokenizer.fromMetadata(file.metadata);
   const template = file.metadata.get("tokenizer.chat_template");
   const nCtx = Math.min(opts.ctx ?? 4096, model.config.nCtxTrain);
@@ -79,7 +84,7 @@ export async function startOrigin(opts: OriginOptions): Promise<RunningOrigin> {
     kvType: opts.kvType,
   });
   const modelId = opts.modelId ?? basename(opts.model).replace(/\.gguf$/i, "");
-  const info = { backend: metered.name, threads, file: basename(opts.model), n_ctx: nCtx, max_running: maxRunning };
+  const info = { backend: gpu ? `webgpu (${gpu.description})` : metered!.name, threads, file: basename(opts.model), n_ctx: nCtx, max_running: maxRunning };
   const app = createOriginApp({ engine, tokenizer, modelId, chatTemplate: typeof template === "string" ? template : undefined, nCtx, apiKey: opts.apiKey, metered, info, log });
   const server = await serveFetch(app.fetch, {
     host: opts.host ?? "127.0.0.1",
@@ -101,6 +106,7 @@ export async function startOrigin(opts: OriginOptions): Promise<RunningOrigin> {
     close: async () => {
       engine.close();
       await server.close();
+      gpu?.destroy();
     },
   };
 }

@@ -66,29 +66,58 @@ export function checkRun(run: ReferenceRun, out: RunOutput, reference: Reference
   return null;
 }
 
+/** A forward call the fixture run needs: on its teacher-forced cache (0) or its greedy one (1). */
+interface FixtureForward {
+  cache: 0 | 1;
+  tokens: number[];
+}
+
 /**
- * Runs one fixture run on a loaded model: teacher-forced rows, and our own greedy continuation.
- * Greedy follows the forced rows for as long as our argmax agrees with the forced tokens (the
- * states are identical up to there), then decodes on its own from that point.
+ * One fixture run as a sequence of forward calls: teacher-forced rows, and our own greedy
+ * continuation. Greedy follows the forced rows for as long as our argmax agrees with the forced
+ * tokens (the states are identical up to there), then decodes on its own from that point.
  */
-export function runFixture(model: Model, run: ReferenceRun): RunOutput {
+function* fixtureSteps(run: ReferenceRun): Generator<FixtureForward, RunOutput, Float32Array> {
   const steps = run.tokens.length;
-  const nCtx = run.prompt.length + steps + 1;
-  const forced = model.createCache({ nCtx });
-  const forcedRows = [model.forward(forced, run.prompt)];
-  for (let s = 0; s + 1 < steps; s++) forcedRows.push(model.forward(forced, [run.tokens[s]!]));
+  const forcedRows = [yield { cache: 0, tokens: run.prompt }];
+  for (let s = 0; s + 1 < steps; s++) forcedRows.push(yield { cache: 0, tokens: [run.tokens[s]!] });
 
   const greedy: number[] = [];
   while (greedy.length < steps && (greedy.length === 0 || greedy.at(-1) === run.tokens[greedy.length - 1])) {
     greedy.push(argmax(forcedRows[greedy.length]!));
   }
   if (greedy.length < steps) {
-    const cache = model.createCache({ nCtx });
-    let logits = model.forward(cache, [...run.prompt, ...greedy]);
+    let logits = yield { cache: 1, tokens: [...run.prompt, ...greedy] };
     while (greedy.length < steps) {
       greedy.push(argmax(logits));
-      if (greedy.length < steps) logits = model.forward(cache, [greedy.at(-1)!]);
+      if (greedy.length < steps) logits = yield { cache: 1, tokens: [greedy.at(-1)!] };
     }
   }
   return { forcedRows, greedy };
+}
+
+/** Runs one fixture run on a loaded model (see fixtureSteps). */
+export function runFixture(model: Model, run: ReferenceRun): RunOutput {
+  const nCtx = run.prompt.length + run.tokens.length + 1;
+  const caches = [model.createCache({ nCtx }), model.createCache({ nCtx })];
+  const it = fixtureSteps(run);
+  let next = it.next();
+  while (!next.done) next = it.next(model.forward(caches[next.value.cache]!, next.value.tokens));
+  return next.value;
+}
+
+/** A model whose forward is asynchronous (a pipeline of shards). */
+export interface AsyncForwardModel<C> {
+  createCache(opts: { nCtx: number }): C;
+  forward(cache: C, tokens: number[]): Promise<Float32Array>;
+}
+
+/** runFixture for a model whose forward is asynchronous. */
+export async function runFixtureAsync<C>(model: AsyncForwardModel<C>, run: ReferenceRun): Promise<RunOutput> {
+  const nCtx = run.prompt.length + run.tokens.length + 1;
+  const caches = [model.createCache({ nCtx }), model.createCache({ nCtx })];
+  const it = fixtureSteps(run);
+  let next = it.next();
+  while (!next.done) next = it.next(await model.forward(caches[next.value.cache]!, next.value.tokens));
+  return next.value;
 }

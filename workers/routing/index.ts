@@ -6,8 +6,9 @@
  */
 export { AttemptError, ClientAbortError, OriginExecutor } from "./executor.ts";
 export { CircuitBreaker, DEFAULT_BREAKER, HealthTracker, type BreakerOptions, type BreakerSnapshot, type BreakerState } from "./health.ts";
+export { isolateHealth, routeTableOf } from "./from-env.ts";
 export { parseRoutes, RouteConfigError, routeConfigSchema, RouteTable, type RouteConfig } from "./registry.ts";
-export { collectReply, replyObject, sseStream, type Reply, type ReplyMeta } from "./respond.ts";
+export { collectReply, metered, replyObject, replyResponse, sseStream, type Reply, type ReplyMeta, type ReplyOptions } from "./respond.ts";
 export { OriginRouter, type EdgeHandler, type RouterOptions } from "./router.ts";
 export {
   DEFAULT_TIMEOUTS,

@@ -8,7 +8,7 @@
  *   {"kind": "origin", "id": "gpu-a", "baseUrl": "https://gpu-a.example/v1", "model": "meta-llama/Llama-3.1-70B-Instruct",
  *    "dialect": "openai", "apiKeySecret": "ORIGIN_GPU_A_KEY", "timeouts": {"firstTokenMs": 20000}},
  *   {"kind": "origin", "id": "ollama-b", "baseUrl": "http://gpu-b:11434", "model": "llama3.1:70b", "dialect": "ollama"},
- *   {"kind": "edge", "id": "edge"}]}]}
+ *   {"kind": "edge", "id": "edge", "model": "llama-3.2-1b-q4"}]}]}
  * ```
  */
 import { z } from "zod";
@@ -46,6 +46,8 @@ const edgeSchema = z
   .object({
     kind: z.literal("edge"),
     id: z.string().regex(ID).default("edge"),
+    /** The R2 model id the edge runs (default: the route's model id). */
+    model: z.string().min(1).max(128).optional(),
     weight: z.number().positive().optional(),
     priority: z.number().int().optional(),
   })
@@ -110,7 +112,7 @@ export function parseRoutes(config: unknown, secrets: Readonly<Record<string, un
     parsed.data.models.map((m) => ({
       model: m.model,
       targets: m.targets.map((t, i): Target => {
-        if (t.kind === "edge") return { kind: "edge", id: t.id, weight: t.weight ?? 1, priority: t.priority ?? i };
+        if (t.kind === "edge") return { kind: "edge", id: t.id, model: t.model ?? m.model, weight: t.weight ?? 1, priority: t.priority ?? i };
         let apiKey = t.apiKey;
         if (t.apiKeySecret !== undefined) {
           const secret = secrets[t.apiKeySecret];

@@ -78,19 +78,70 @@ export function sseStream(meta: ReplyMeta, events: AsyncIterable<RouteEvent>, op
       }
       const ev = r.value;
       if (ev.type === "delta") {
-        send({ ...base(), choices: [choice(ev.text, null)] });
+        // Token ids come only when the client asked (return_token_ids, vLLM's extension): passed on as the upstream sent them.
+        send({ ...base(), choices: [{ ...choice(ev.text, null), ...(ev.tokenIds && { token_ids: ev.tokenIds }) }] });
       } else if (ev.type === "end") {
         send({ ...base(), choices: [choice(null, ev.finishReason)] });
         if (opts.includeUsage && ev.usage) send({ ...base(), choices: [], usage: ev.usage });
         send("[DONE]");
         controller.close();
+        await it.return?.(undefined); // let the producers' cleanup run (upstream connection, bookkeeping)
       } else {
         send({ ...base(), choices: [choice(null, null)], error: ev.error.error });
         controller.close();
+        await it.return?.(undefined);
       }
     },
     async cancel() {
       await it.return?.(undefined);
     },
   });
+}
+
+/**
+ * The events unchanged, and `onEnd` called exactly once when the reply ends, breaks or is
+ * abandoned: with the upstream's usage when it reported one, and the tokens seen (token ids, or
+ * one per text delta when the upstream sends no ids).
+ */
+export async function* metered(events: AsyncIterable<RouteEvent>, onEnd: (usage: Usage | undefined, seen: number) => Promise<void>): AsyncGenerator<RouteEvent, void, undefined> {
+  let seen = 0;
+  let ended = false;
+  const end = async (usage: Usage | undefined) => {
+    if (ended) return;
+    ended = true;
+    await onEnd(usage, seen);
+  };
+  try {
+    for await (const ev of events) {
+      if (ev.type === "delta") seen += ev.tokenIds?.length ?? 1;
+      else await end(ev.type === "end" ? ev.usage : undefined);
+      yield ev;
+    }
+  } finally {
+    await end(undefined);
+  }
+}
+
+export interface ReplyOptions {
+  stream: boolean;
+  includeUsage: boolean;
+  /** Completions: the reply's token ids as `choices[].token_ids` (vLLM's extension). */
+  returnTokenIds: boolean;
+  headers: Record<string, string>;
+}
+
+/** The client's response: SSE, or the finished OpenAI object (an error response when the upstream broke). */
+export async function replyResponse(meta: ReplyMeta, events: AsyncIterable<RouteEvent>, opts: ReplyOptions): Promise<Response> {
+  if (opts.stream) {
+    return new Response(sseStream(meta, events, { includeUsage: opts.includeUsage }), {
+      headers: { ...opts.headers, "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+    });
+  }
+  const reply = await collectReply(events);
+  if (reply.error) return Response.json(reply.error.error, { status: reply.error.status, headers: opts.headers });
+  const object = replyObject(meta, reply);
+  if (opts.returnTokenIds && meta.kind === "completion") {
+    return Response.json({ ...object, choices: object.choices.map((ch) => ({ ...ch, token_ids: reply.tokenIds })) }, { headers: opts.headers });
+  }
+  return Response.json(object, { headers: opts.headers });
 }

@@ -8,10 +8,13 @@
 import { AttemptError, ClientAbortError, OriginExecutor } from "./executor.ts";
 import { DEFAULT_BREAKER, HealthTracker, type BreakerOptions, type CircuitBreaker } from "./health.ts";
 import type { RouteTable } from "./registry.ts";
-import { errorBody, type Attempt, type OpenAIErrorBody, type RouteEvent, type RouteInfo, type RouteRequest, type RouteResult, type Target } from "./types.ts";
+import { errorBody, type Attempt, type EdgeTarget, type OpenAIErrorBody, type RouteEvent, type RouteInfo, type RouteRequest, type RouteResult, type Target } from "./types.ts";
 
-/** Generation at the edge, supplied by the worker (its SessionDO path), for `edge` targets. */
-export type EdgeHandler = (req: RouteRequest, signal?: AbortSignal) => AsyncIterable<RouteEvent> | Promise<AsyncIterable<RouteEvent>>;
+/**
+ * Generation at the edge, supplied by the worker (its SessionDO path), for `edge` targets. It
+ * throws an OpenAI-error-shaped {status, toJSON()} when the edge cannot serve (see fromEdgeError).
+ */
+export type EdgeHandler = (req: RouteRequest, target: EdgeTarget, signal?: AbortSignal) => AsyncIterable<RouteEvent> | Promise<AsyncIterable<RouteEvent>>;
 
 export interface RouterOptions {
   routes: RouteTable;
@@ -91,7 +94,7 @@ export class OriginRouter {
       info.attempts.push(attempt);
       let it: AsyncIterator<RouteEvent> | undefined;
       try {
-        it = target.kind === "origin" ? this.executor.stream(target, req, signal)[Symbol.asyncIterator]() : (await this.opts.edge!(req, signal))[Symbol.asyncIterator]();
+        it = target.kind === "origin" ? this.executor.stream(target, req, signal)[Symbol.asyncIterator]() : (await this.opts.edge!(req, target, signal))[Symbol.asyncIterator]();
         const first = await it.next();
         attempt.ms = this.now() - started;
         if (first.done) throw new AttemptError("bad_response", 502, errorBody(`Target '${target.id}' ended without a reply.`, "upstream_error", "upstream_bad_response"), true, true);
@@ -180,6 +183,9 @@ export class OriginRouter {
   }
 }
 
+/** Edge refusals that a bigger model elsewhere may not share: the next target is tried, the edge stays healthy. */
+const EDGE_CAPACITY_CODES = ["context_length_exceeded", "model_too_large"];
+
 /** An error thrown by the worker's edge handler: an ApiError-like {status, toJSON()} passes through. */
 function fromEdgeError(target: string, e: unknown): AttemptError {
   const status = typeof (e as { status?: unknown })?.status === "number" ? (e as { status: number }).status : 500;
@@ -188,6 +194,10 @@ function fromEdgeError(target: string, e: unknown): AttemptError {
     typeof json === "object" && json !== null && "error" in json
       ? (json as OpenAIErrorBody)
       : errorBody(`Target '${target}' failed: ${e instanceof Error ? e.message : String(e)}`, "server_error", "edge_failed");
+  const code = body.error.code ?? "";
+  if (EDGE_CAPACITY_CODES.includes(code)) return new AttemptError("unsupported", status, body, true, false);
+  // The edge model is missing from the bucket: a configuration fault, like an origin's 404.
+  if (code === "model_not_found") return new AttemptError("model_not_found", 502, body, true, true);
   const serverSide = status >= 500 || status === 429;
   return new AttemptError(status === 429 ? "rate_limited" : serverSide ? "upstream_5xx" : "client_error", status, body, serverSide, status >= 500);
 }

@@ -42,6 +42,8 @@ export interface OriginTarget {
 export interface EdgeTarget {
   kind: "edge";
   id: string;
+  /** The edge model (its id in the R2 bucket) that serves this route: the route's model id unless named. */
+  model: string;
   weight: number;
   priority: number;
 }

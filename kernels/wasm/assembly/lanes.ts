@@ -36,16 +36,13 @@
   return v128.load_lane<u16>(p3 + offset, v, 7);
 }
 
-/** Stores the first n (1..4) lanes of v at p. */
+/** Stores the first n (1..4) lanes of v at p, p + step, p + 2·step and p + 3·step. */
 // @ts-ignore: decorator
-@inline export function storeLanes(p: usize, v: v128, n: i32): void {
-  if (n == 4) {
-    v128.store(p, v);
-    return;
-  }
+@inline export function storeSpaced(p: usize, step: usize, v: v128, n: i32): void {
   store<f32>(p, f32x4.extract_lane(v, 0));
-  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
-  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+  if (n > 1) store<f32>(p + step, f32x4.extract_lane(v, 1));
+  if (n > 2) store<f32>(p + 2 * step, f32x4.extract_lane(v, 2));
+  if (n > 3) store<f32>(p + 3 * step, f32x4.extract_lane(v, 3));
 }
 
 /**

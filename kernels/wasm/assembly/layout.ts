@@ -10,7 +10,11 @@ export const ACT_S: i32 = 72; // f32: Q8_1's s = fp16(Σq · d), as a float
 
 /** Lane orders of a 32-block's four i16x8 vectors. */
 export const ORDER_NATURAL: i32 = 0; // q0..q7, q8..q15, q16..q23, q24..q31 (Q8_0 weights)
-export const ORDER_NIBBLES: i32 = 1; // q0,q2..q14 | q16,q18..q30 | q1,q3..q15 | q17,q19..q31 (Q4/Q5 weights)
+export const ORDER_NIBBLES: i32 = 1; // q0,q2..q14 | q16,q18..q30 | q1,q3..q15 | q17,q19..q31 (Q5 weights)
+// ORDER_NIBBLES with the four vectors times 256, 16, 1 and 256 (|q| ≤ 127, so they stay within
+// i16): Q4 kernels then dot the nibbles masked in place, without shifting them down first, and
+// divide the block sum by 256 (exactly) once.
+export const ORDER_NIBBLES_SCALED: i32 = 2;
 
 /** One super-block of 256 activations (ggml's Q8_K): 256 × i16, 16 group sums, d. */
 export const ACT_K_BLOCK_BYTES: i32 = 560;

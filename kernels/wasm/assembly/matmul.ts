@@ -1,7 +1,7 @@
 // The matmul entry points: which activation layout each weight type reads, and dispatch to its
 // kernel.
 import { matmulQ4_0, matmulQ4_1, matmulQ5_0, matmulQ5_1, matmulQ8_0 } from "./legacy";
-import { ACT_BLOCK_BYTES, ACT_K_BLOCK_BYTES, ORDER_NATURAL, ORDER_NIBBLES } from "./layout";
+import { ACT_BLOCK_BYTES, ACT_K_BLOCK_BYTES, ORDER_NATURAL, ORDER_NIBBLES, ORDER_NIBBLES_SCALED } from "./layout";
 import { quantizeRowsQ8, quantizeRowsQ8K, roundToF16 } from "./quantize";
 import { matmulF16, matmulF32, matmulQ2_K, matmulQ3_K, matmulQ4_K, matmulQ5_K, matmulQ6_K } from "./rows";
 import { F16, F32, Q2_K, Q3_K, Q4_0, Q4_1, Q4_K, Q5_0, Q5_1, Q5_K, Q6_K, Q8_0 } from "./types";
@@ -34,14 +34,14 @@ export function prepareActivations(type: i32, x: usize, nTokens: i32, cols: i32,
   if (type == F32) return x;
   if (type == F16) roundToF16(x, nTokens * cols, act);
   else if (isKQuant(type)) quantizeRowsQ8K(x, nTokens, cols, act);
-  else quantizeRowsQ8(x, nTokens, cols, act, type == Q8_0 ? ORDER_NATURAL : ORDER_NIBBLES);
+  else quantizeRowsQ8(x, nTokens, cols, act, type == Q8_0 ? ORDER_NATURAL : type == Q4_0 || type == Q4_1 ? ORDER_NIBBLES_SCALED : ORDER_NIBBLES);
   return act;
 }
 
 /**
  * out[t·outStride + r] = W[r] · x[t] for rows [rowStart, rowEnd) and nTokens tokens; W holds rows
- * of rowBytes bytes in their GGUF layout, act comes from prepareActivations; scratch: 64 bytes
- * that no other thread uses at the same time.
+ * of rowBytes bytes in their GGUF layout, act comes from prepareActivations; scratch: 128 bytes
+ * (MATMUL_SCRATCH_BYTES) that no other thread uses at the same time.
  */
 export function matmul(
   type: i32, w: usize, rowBytes: i32, rowStart: i32, rowEnd: i32, cols: i32, act: usize, nTokens: i32, out: usize, outStride: i32, scratch: usize,

@@ -2,7 +2,7 @@
 // into the kernel-friendly layouts of layout.ts. Integer results are bit-identical to ggml's.
 import { f16ToF32, f32ToF16 } from "./half";
 import {
-  ACT_BLOCK_BYTES, ACT_D, ACT_K_BLOCK_BYTES, ACT_K_BSUMS, ACT_K_D, ACT_S, ACT_SUM, ORDER_NIBBLES,
+  ACT_BLOCK_BYTES, ACT_D, ACT_K_BLOCK_BYTES, ACT_K_BSUMS, ACT_K_D, ACT_S, ACT_SUM, ORDER_NIBBLES, ORDER_NIBBLES_SCALED,
 } from "./layout";
 
 /** C's roundf on four lanes: nearest integer, ties away from zero. */
@@ -46,11 +46,14 @@ function quantizeBlock32(x: usize, y: usize, order: i32): void {
   const q4 = roundHalfAway(f32x4.mul(x4, id)), q5 = roundHalfAway(f32x4.mul(x5, id));
   const q6 = roundHalfAway(f32x4.mul(x6, id)), q7 = roundHalfAway(f32x4.mul(x7, id));
   const n0 = narrow8(q0, q1), n1 = narrow8(q2, q3), n2 = narrow8(q4, q5), n3 = narrow8(q6, q7);
-  if (order == ORDER_NIBBLES) {
-    v128.store(y, v128.shuffle<i16>(n0, n1, 0, 2, 4, 6, 8, 10, 12, 14), 0);
-    v128.store(y, v128.shuffle<i16>(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
+  if (order == ORDER_NIBBLES || order == ORDER_NIBBLES_SCALED) {
+    const scaled = order == ORDER_NIBBLES_SCALED;
+    const v0 = v128.shuffle<i16>(n0, n1, 0, 2, 4, 6, 8, 10, 12, 14), v1 = v128.shuffle<i16>(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14);
+    const v3 = v128.shuffle<i16>(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15);
+    v128.store(y, scaled ? i16x8.shl(v0, 8) : v0, 0);
+    v128.store(y, scaled ? i16x8.shl(v1, 4) : v1, 16);
     v128.store(y, v128.shuffle<i16>(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
-    v128.store(y, v128.shuffle<i16>(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
+    v128.store(y, scaled ? i16x8.shl(v3, 8) : v3, 48);
   } else {
     v128.store(y, n0, 0);
     v128.store(y, n1, 16);
