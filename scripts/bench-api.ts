@@ -13,58 +13,22 @@
  * names a running one. BENCH_N sets the number of timed requests per figure (default 20).
  * Prints a table, or JSON with --json.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "./cli/upload.ts";
+import { startWorker } from "./origin/spawn-worker.ts";
 
 const N = Number(process.env.BENCH_N ?? 20);
 const KEY = process.env.PETREL_KEY ?? "sk-petrel-local";
 const MODEL = process.env.PETREL_MODEL ?? "petrel-demo";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
 async function startServer(): Promise<{ base: string; stop: () => Promise<void> }> {
   const state = mkdtempSync(join(tmpdir(), "petrel-bench-"));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts/start.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), PETREL_STATE: state },
-    detached: true,
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let log = "";
-  child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`npm start exited:\n${log}`);
-    try {
-      if ((await fetch(`${base}/health`)).ok) break;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`the worker did not come up:\n${log}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const worker = await startWorker({ state, demo: true, timeoutMs: 180_000 });
   return {
-    base,
+    base: worker.url,
     stop: async () => {
-      if (child.exitCode === null) {
-        process.kill(-child.pid!, "SIGTERM");
-        await new Promise((r) => child.once("exit", r));
-      }
+      await worker.stop();
       rmSync(state, { recursive: true, force: true });
     },
   };

@@ -3,14 +3,13 @@
  * 127.0.0.1, its own local state), fixture models uploaded with `petrel upload`'s code while it
  * runs, and the official `openai` client driving it over HTTP.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { type APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uploadModel } from "../scripts/cli/upload.ts";
+import { startWorker, type WorkerProcess } from "../scripts/origin/spawn-worker.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const REF = join(ROOT, "tests/fixtures/reference");
@@ -25,46 +24,15 @@ interface Run {
 }
 const runsOf = (name: string) => (JSON.parse(readFileSync(join(REF, `${name}.json`), "utf8")) as { runs: Run[] }).runs;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
-let server: ChildProcess;
+let worker: WorkerProcess;
 let state: string;
 let base: string;
-let output = "";
 let client: OpenAI;
 
 beforeAll(async () => {
   state = mkdtempSync(join(tmpdir(), "petrel-e2e-"));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts/start.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port), PETREL_STATE: state },
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  server.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  server.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    if (server.exitCode !== null) throw new Error(`npm start exited (${server.exitCode}):\n${output}`);
-    try {
-      if ((await fetch(`${base}/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the worker did not come up:\n${output}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  worker = await startWorker({ state, demo: true });
+  base = worker.url;
   for (const name of ["llama-F32", "llama-Q8_0"]) {
     const file = join(REF, `${name}.gguf`);
     await uploadModel(file, new Uint8Array(readFileSync(file)), { id: name.toLowerCase(), persistTo: state });
@@ -73,10 +41,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  if (server?.pid && server.exitCode === null) {
-    process.kill(-server.pid, "SIGTERM");
-    await new Promise((r) => server.once("exit", r));
-  }
+  await worker?.stop();
   rmSync(state, { recursive: true, force: true });
 });
 

@@ -30,13 +30,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startWorker(opts: { state: string; vars?: Record<string, string>; timeoutMs?: number }): Promise<WorkerProcess> {
+/** Starts the worker as `npm start` does, on a free port with its own local state; `demo` also puts the demo model into R2. */
+export async function startWorker(opts: { state: string; vars?: Record<string, string>; timeoutMs?: number; demo?: boolean }): Promise<WorkerProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const vars = Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
   const child = spawn(process.execPath, ["--import", "tsx", START, ...vars], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), PETREL_STATE: opts.state, PETREL_NO_DEMO: "1" },
+    env: { ...process.env, PORT: String(port), PETREL_STATE: opts.state, ...(!opts.demo && { PETREL_NO_DEMO: "1" }) },
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
   });
