@@ -36,6 +36,17 @@ export interface KVCacheShape {
   type: KVType;
 }
 
+/** Bytes of K and V for every layer and position of a cache of this shape. */
+export function kvCacheShapeBytes(shape: KVCacheShape): number {
+  return 2 * shape.nLayers * shape.nCtx * shape.kvDim * (shape.type === "f16" ? 2 : 4);
+}
+
+/** The new length for `truncate(n)` on a cache holding `length` positions; throws when n is not in [0, length]. */
+export function truncatedLength(length: number, n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > length) throw new RangeError(`cannot truncate a cache of ${length} positions to ${n}`);
+  return n;
+}
+
 /** The KV-cache of one sequence. Position p holds the K and V rows of the sequence's p-th token. */
 export interface KVCache {
   readonly shape: KVCacheShape;

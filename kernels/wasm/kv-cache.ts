@@ -2,7 +2,7 @@
  * A sequence's KV-cache in wasm linear memory: per layer, K rows then V rows, position-major
  * (position p of layer l at k(l) + p · kvDim elements), F32 or F16.
  */
-import type { KVCache, KVCacheShape } from "../model/backend.ts";
+import { truncatedLength, type KVCache, type KVCacheShape } from "../model/backend.ts";
 import type { WasmHeap } from "./heap.ts";
 
 /** Frees the memory of caches the program dropped without disposing of them. */
@@ -51,8 +51,7 @@ export class WasmKVCache implements KVCache {
   }
 
   truncate(n: number): void {
-    if (!Number.isInteger(n) || n < 0 || n > this.length) throw new RangeError(`cannot truncate a cache of ${this.length} positions to ${n}`);
-    this.length = n;
+    this.length = truncatedLength(this.length, n);
   }
 
   copyPrefixTo(dst: KVCache, n: number): void {

@@ -4,7 +4,7 @@
  * or fp16. It implements the engine's KVCache contract; its store/attention operations are bound
  * to the model that made it, and only that model's forward accepts it.
  */
-import type { KVCache, KVCacheShape } from "../model/backend.ts";
+import { kvCacheShapeBytes, truncatedLength, type KVCache, type KVCacheShape } from "../model/backend.ts";
 import type { Op } from "./ops.ts";
 
 export interface LayerCacheOps {
@@ -27,12 +27,11 @@ export class WebGpuKVCache implements KVCache {
   ) {}
 
   get bytes(): number {
-    return 2 * this.shape.nLayers * this.shape.nCtx * this.shape.kvDim * (this.shape.type === "f16" ? 2 : 4);
+    return kvCacheShapeBytes(this.shape);
   }
 
   truncate(n: number): void {
-    if (!Number.isInteger(n) || n < 0 || n > this.length) throw new RangeError(`cannot truncate a cache of ${this.length} positions to ${n}`);
-    this.length = n;
+    this.length = truncatedLength(this.length, n);
   }
 
   /** Queues a GPU copy of the first n positions; later steps on either cache run after it. */

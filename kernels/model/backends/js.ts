@@ -7,7 +7,7 @@
 import { rowBytes } from "../../gguf/types.ts";
 import { dequantize } from "../../quant/dequantize.ts";
 import { F16_TO_F32, f32ToF16 } from "../../quant/half.ts";
-import type { AttentionParams, Backend, KVCache, KVCacheShape, RopeParams, Weight, WeightData } from "../backend.ts";
+import { kvCacheShapeBytes, truncatedLength, type AttentionParams, type Backend, type KVCache, type KVCacheShape, type RopeParams, type Weight, type WeightData } from "../backend.ts";
 
 interface JsWeight extends Weight {
   readonly bytes: Uint8Array;
@@ -27,12 +27,11 @@ class JsKVCache implements KVCache {
   }
 
   get bytes(): number {
-    return 2 * this.shape.nLayers * this.shape.nCtx * this.shape.kvDim * (this.shape.type === "f16" ? 2 : 4);
+    return kvCacheShapeBytes(this.shape);
   }
 
   truncate(n: number): void {
-    if (!Number.isInteger(n) || n < 0 || n > this.length) throw new RangeError(`cannot truncate a cache of ${this.length} positions to ${n}`);
-    this.length = n;
+    this.length = truncatedLength(this.length, n);
   }
 
   copyPrefixTo(dst: KVCache, n: number): void {
