@@ -25,6 +25,11 @@ export interface ServingModel {
   /** `session` names the cache where it lives elsewhere (a pipeline's shards). */
   createCache(opts: { nCtx: number; kvType: KVType; session?: string }): KVCache;
   forward(cache: KVCache, tokens: ArrayLike<number>): Float32Array | Promise<Float32Array>;
+  /**
+   * The cache's turn is over (where it lives elsewhere: a pipeline's shards stop waiting for its
+   * steps); with forget, what it holds there can be freed.
+   */
+  endTurn?(cache: KVCache, opts: { forget: boolean }): void;
 }
 
 export interface LoadedModel {
@@ -202,6 +207,7 @@ export class SessionCache {
   kv: KVCache | undefined;
   tokens: number[] = [];
   modelKey: string | undefined;
+  private model: ServingModel | undefined;
 
   constructor(private readonly owner: string) {}
 
@@ -227,12 +233,14 @@ export class SessionCache {
     this.kv = loaded.model.createCache({ nCtx: loaded.manifest.n_ctx, kvType: loaded.manifest.kv_type, session: this.owner });
     this.tokens = [];
     this.modelKey = loaded.key;
+    this.model = loaded.model;
     memory.caches.set(this.owner, { bytes: this.kv.bytes, lastUsed: Date.now(), busy: true, modelKey: loaded.key, evict: () => this.drop() });
     return this.kv;
   }
 
   /** The turn is over: the cache stays, evictable. */
   idle(): void {
+    if (this.kv) this.model?.endTurn?.(this.kv, { forget: false });
     const c = memory.caches.get(this.owner);
     if (c) {
       c.busy = false;
@@ -242,6 +250,7 @@ export class SessionCache {
 
   /** Frees the cache now. */
   release(): void {
+    if (this.kv) this.model?.endTurn?.(this.kv, { forget: true });
     memory.caches.delete(this.owner);
     this.drop();
   }
@@ -250,6 +259,7 @@ export class SessionCache {
     this.kv = undefined;
     this.tokens = [];
     this.modelKey = undefined;
+    this.model = undefined;
   }
 }
 

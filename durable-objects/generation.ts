@@ -21,6 +21,8 @@ export interface GenerationHooks {
   onText(text: string, tokens: number[]): void | Promise<void>;
   /** Checked between steps: true stops the loop (client gone). */
   cancelled(): boolean;
+  /** The prompt is in the cache and the first token is about to be sampled. */
+  prefilled?(): void;
 }
 
 /** content_filter: the output guard stopped the reply (workers/moderation). */
@@ -73,6 +75,7 @@ export async function runGeneration(loaded: LoadedModel, cache: SessionCache, re
     await nextTask();
   }
 
+  hooks.prefilled?.();
   const sampler = new Sampler(req.sampling, model.config.nVocab);
   const decoder = continuationDecoder(loaded);
   const stops = new StopStringMatcher(req.stop);

@@ -104,6 +104,20 @@ export class PipelineModel {
     }
   }
 
+  /** Tells the replica's shards that this session's turn is over (with forget: drop its KV there too). */
+  endTurn(cache: KVCache, { forget }: { forget: boolean }): void {
+    if (!(cache instanceof RemoteKV)) return;
+    for (const spec of this.plan.shards) {
+      this.stub(spec.index, cache.replica).leave(cache.session, forget).catch((e: unknown) => {
+        console.error(JSON.stringify({ level: "warn", component: "pipeline", msg: "shard leave failed", shard: spec.index, error: String(e) }));
+      });
+    }
+  }
+
+  private stub(index: number, replica: number): DurableObjectStub<ShardDO> {
+    return this.shards.get(this.shards.idFromName(shardName(this.manifest.id, index, replica)));
+  }
+
   /** One pass through the shards; undefined on a miss (or a failed shard) unless `final`, where it throws. */
   private async runOnce(cache: RemoteKV, start: number, feed: number[], final: boolean): Promise<Float32Array | undefined> {
     let hidden: Float32Array | undefined;
@@ -129,7 +143,7 @@ export class PipelineModel {
 
   /** A step at one shard: a busy shard refuses a new turn (429) and is waited for during one; a failing one is a miss. */
   private async call(index: number, cache: RemoteKV, req: ShardStepRequest, final: boolean): Promise<ShardStepResult | undefined> {
-    const stub = this.shards.get(this.shards.idFromName(shardName(this.manifest.id, index, cache.replica)));
+    const stub = this.stub(index, cache.replica);
     for (let wait = 0; ; wait++) {
       let res: ShardStepResult;
       try {

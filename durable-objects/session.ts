@@ -164,7 +164,7 @@ export class SessionDO extends DurableObject<Env> {
         run.cancel();
       });
       handedOff = true;
-      return plan.stream ? run.streamResponse() : await run.jsonResponse();
+      return plan.stream ? await run.streamResponse() : await run.jsonResponse();
     } finally {
       if (!handedOff) this.endTurn(input.session === null);
     }
@@ -429,7 +429,7 @@ class TurnRun {
     if (this.seq !== undefined) this.so.updateReply(this.seq, this.sentText, this.sentTokens, "streaming", null);
   }
 
-  private async run(onText: (text: string, tokens: number[]) => void | Promise<void>): Promise<GenerationResult> {
+  private async run(onText: (text: string, tokens: number[]) => void | Promise<void>, prefilled?: () => void): Promise<GenerationResult> {
     try {
       const generated = await runGeneration(this.loaded, this.so.sessionCache, {
         prompt: this.plan.prompt,
@@ -445,6 +445,7 @@ class TurnRun {
           await onText(released.text, released.tokens);
         },
         cancelled: () => this.cancelled || this.guard?.filtered === true,
+        prefilled,
       }, this.prefillChunk);
       const result = await finishGuardedTurn(this.guard, generated, async (tail) => {
         this.record(tail.text, tail.tokens);
@@ -511,7 +512,12 @@ class TurnRun {
     return Response.json(body, { headers: { "server-timing": `session;dur=${Date.now() - this.started}` } });
   }
 
-  streamResponse(): Response {
+  /**
+   * The reply as server-sent events. The response starts once the prompt is prefilled, so that
+   * what fails before any token (an overloaded shard: 429 with Retry-After; a context overflow)
+   * is an HTTP error, not an event in a 200 stream.
+   */
+  async streamResponse(): Promise<Response> {
     const encoder = new TextEncoder();
     const chat = this.input.kind === "chat";
     const object = chat ? "chat.completion.chunk" : "text_completion";
@@ -536,12 +542,18 @@ class TurnRun {
         this.cancelled = true;
       },
     });
+    let started = false;
+    let markStarted!: () => void;
+    const prefilled = new Promise<void>((resolve) => (markStarted = resolve));
     const loop = async () => {
       if (chat) send(chunk({ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null, ...(ids && { token_ids: [] }) }));
       try {
         const r = await this.run((text, tokens) => {
           const extra = ids ? { token_ids: tokens } : {};
           send(chunk(chat ? { index: 0, delta: { content: text }, logprobs: null, finish_reason: null, ...extra } : { index: 0, text, logprobs: null, finish_reason: null, ...extra }));
+        }, () => {
+          started = true;
+          markStarted();
         });
         if (r.finish !== null) {
           send(chunk(chat ? { index: 0, delta: {}, logprobs: null, finish_reason: r.finish } : { index: 0, text: "", logprobs: null, finish_reason: r.finish }));
@@ -551,6 +563,8 @@ class TurnRun {
           send("[DONE]");
         }
       } catch (e) {
+        // Before the first token nothing was sent: the caller answers with the error's status.
+        if (!started) throw e;
         const err = e instanceof ApiError ? e : new ApiError(500, `Generation failed (request id ${this.input.requestId}).`, "server_error", "internal_error");
         if (!(e instanceof ApiError)) console.error(JSON.stringify({ level: "error", component: "session", request_id: this.input.requestId, msg: "stream failed", error: String(e) }));
         send(err.toJSON());
@@ -564,7 +578,8 @@ class TurnRun {
         }
       }
     };
-    void loop();
+    const done = loop();
+    await Promise.race([prefilled, done]);
     return new Response(body, {
       headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
     });

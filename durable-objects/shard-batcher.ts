@@ -135,14 +135,22 @@ export class ShardBatcher {
     return step.result;
   }
 
+  /** The session sends no more steps for now: stop expecting it; with forget, free its cache. */
+  leave(session: string, forget: boolean): void {
+    this.lastSeen.delete(session);
+    if (this.lastSeen.size === 0) this.lastForwardAt = -Infinity;
+    if (forget) this.pool.drop(session);
+  }
+
   /**
    * Admission: pin the session's cache and cut it back to the step's start. A cache evicted
    * since the step was queued makes it a miss (it is dropped from the forward).
    */
   private admit = (step: Step): boolean => {
-    if (!this.pool.canPin(step.req.session)) return false;
+    const positions = step.req.start + step.req.nTokens;
+    if (!this.pool.canPin(step.req.session, positions)) return false;
     const had = this.pool.has(step.req.session);
-    step.cache = this.pool.pin(step.req.session)!;
+    step.cache = this.pool.pin(step.req.session, positions)!;
     if ((!had && step.req.start > 0) || step.cache.length < step.req.start) step.missed = true;
     else step.cache.truncate(step.req.start);
     return true;

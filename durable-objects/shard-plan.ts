@@ -7,7 +7,7 @@
  * PipelineExecutor and every ShardDO. The plan also carries the shards' batching settings.
  */
 import type { GGUFHeader, GGUFTensorInfo } from "../kernels/gguf/types.ts";
-import type { KVType } from "../kernels/model/backend.ts";
+import { kvCacheShapeBytes, type KVCacheShape, type KVType } from "../kernels/model/backend.ts";
 import { type ModelConfig, readModelConfig } from "../kernels/model/config.ts";
 import type { ModelManifest } from "../workers/manifest.ts";
 
@@ -31,7 +31,7 @@ export interface BatchingConfig {
   queueLimit: number;
 }
 
-export const DEFAULT_BATCHING: BatchingConfig = { windowMs: 0, maxBatch: 16, tokenBudget: 128, prefillChunk: 64, starvationSteps: 4, queueLimit: 64 };
+export const DEFAULT_BATCHING: BatchingConfig = { windowMs: 5, maxBatch: 16, tokenBudget: 128, prefillChunk: 64, starvationSteps: 4, queueLimit: 64 };
 
 export interface ShardSpec {
   index: number;
@@ -83,7 +83,12 @@ const loadedBytes = (t: GGUFTensorInfo) => (t.dims.length === 1 ? t.nElements * 
 
 /** KV-cache bytes of one sequence at nCtx positions over `layers` layers. */
 export function sequenceKvBytes(config: ModelConfig, layers: number, nCtx: number, kvType: KVType): number {
-  return 2 * layers * nCtx * config.nHeadKv * config.headDim * (kvType === "f16" ? 2 : 4);
+  return kvCacheShapeBytes(sequenceKvShape(config, layers, nCtx, kvType));
+}
+
+/** The paged cache shape of one sequence on a shard of `layers` layers. */
+export function sequenceKvShape(config: ModelConfig, layers: number, nCtx: number, kvType: KVType): KVCacheShape {
+  return { nLayers: layers, nCtx, kvDim: config.nHeadKv * config.headDim, type: kvType, paged: true };
 }
 
 /** Activations of one batched step of `tokens` tokens, attention scores, and the logits of `rows` rows on the last shard. */

@@ -42,6 +42,8 @@ export interface ShardStats {
   matrixBytes: number;
   forwards: ForwardRecord[];
   steps: number;
+  /** Sessions whose KV the shard holds now. */
+  sessions: number;
   misses: number;
   evictions: number;
   rejected: number;

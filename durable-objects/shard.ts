@@ -13,7 +13,8 @@ import { createServingBackend, servingBackend } from "./backends.ts";
 import { mb } from "./memory.ts";
 import { ShardBatcher } from "./shard-batcher.ts";
 import { ShardKvPool } from "./shard-kv.ts";
-import { sequenceKvBytes, type ShardedManifest } from "./shard-plan.ts";
+import { kvCacheShapeBytes, kvCapacity } from "../kernels/model/backend.ts";
+import { sequenceKvShape, type ShardedManifest } from "./shard-plan.ts";
 import type { ShardStats, ShardStepRequest, ShardStepResult } from "./shard-protocol.ts";
 import { getShardWeights, type ShardWeights } from "./shard-weights.ts";
 
@@ -52,6 +53,15 @@ export class ShardDO extends DurableObject<Env> {
     return result;
   }
 
+  /**
+   * A session's turn is over: its steps are no longer waited for; with forget (the session was
+   * deleted, or was ephemeral), its KV here is freed. A shard that has not loaded has nothing to do.
+   */
+  async leave(session: string, forget: boolean): Promise<void> {
+    const l = this.loaded ? await this.loaded : undefined;
+    l?.batcher.leave(session, forget);
+  }
+
   /** What the shard did and holds: forwards with their weight traffic, waits, memory. */
   async stats(): Promise<ShardStats> {
     const l = this.loaded ? await this.loaded : undefined;
@@ -62,6 +72,7 @@ export class ShardDO extends DurableObject<Env> {
       matrixBytes: l?.weights.matrixBytes ?? 0,
       forwards: b ? [...b.forwards] : [],
       steps: b?.steps ?? 0,
+      sessions: l?.pool.sessions ?? 0,
       misses: b?.misses ?? 0,
       evictions: l?.pool.evictions ?? 0,
       rejected: b?.rejected ?? 0,
@@ -89,8 +100,8 @@ export class ShardDO extends DurableObject<Env> {
         throw new ApiError(400, `Shard ${shard} of '${manifest.id}' needs weights ${mb(weights.weightBytes)} + KV ${mb(spec.kvBudgetBytes)} + scratch ${mb(spec.scratchBytes)} = ${mb(total)}, ` +
           `over its budget of ${mb(plan.budgetBytes)}; make a new plan.`, "invalid_request_error", "model_too_large", "model");
       }
-      const cacheBytes = sequenceKvBytes(model.config, spec.end - spec.first, plan.nCtx, plan.kvType);
-      const pool = new ShardKvPool(spec.kvBudgetBytes, () => model.createCache({ nCtx: plan.nCtx, kvType: plan.kvType }), cacheBytes);
+      const shape = sequenceKvShape(model.config, spec.end - spec.first, plan.nCtx, plan.kvType);
+      const pool = new ShardKvPool(spec.kvBudgetBytes, () => model.createCache({ nCtx: plan.nCtx, kvType: plan.kvType, paged: true }), (n) => kvCacheShapeBytes(shape, kvCapacity(shape, n)));
       return { key, weights, pool, batcher: new ShardBatcher(weights, pool, plan.batching) };
     });
     this.loaded = loading;

@@ -1,11 +1,12 @@
 /**
- * `npm run bench:batch [-- --concurrency 1,2,4,8,16 --tokens N --budget-mb N --kv-budget-mb N --ctx N --shards N --json]`:
+ * `npm run bench:batch [-- --concurrency 1,2,4,8,16 --tokens N --budget-mb N --kv-budget-mb N --ctx N --shards N --window-ms N --moderation --json]`:
  * a sharded model served by the local worker (wrangler dev, miniflare), batched vs batching
  * disabled. The SmolLM2-135M-shaped Q4_0 model of `npm run bench` (.cache/bench/smollm2-q4_0.gguf)
  * is cut by `planShards` into ≥ 3 ShardDOs and uploaded twice: with the default batching and with
  * maxBatch 1. For each concurrency, that many sessions generate at once (greedy, ignore_eos); the
  * figure is aggregate generated tokens/s over the wall time. Per-shard peak memory (weights + the
  * most KV held + scratch) comes from the shards' "memory peak" log lines, against the budget.
+ * Moderation is off unless --moderation (it is per-session work that batching does not share).
  * Writes the JSON to .cache/bench/results/batch-<time>.json.
  */
 import { spawnSync } from "node:child_process";
@@ -17,6 +18,7 @@ import { unstable_dev } from "wrangler";
 import { DEFAULT_BATCHING, planShards, type ShardPlan } from "../durable-objects/shard-plan.ts";
 import { parseGGUF } from "../kernels/gguf/reader.ts";
 import { ROOT } from "./cli/upload.ts";
+import { NO_MODERATION } from "./origin/spawn-worker.ts";
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +30,8 @@ const { values } = parseArgs({
     "window-ms": { type: "string", default: String(DEFAULT_BATCHING.windowMs) },
     // Room for 16 sessions' caches at n_ctx 128 on the largest shard: fewer would measure evictions.
     "kv-budget-mb": { type: "string", default: "32" },
+    // Off by default: the figure is the pipeline's; with it, every session also runs the default output guard.
+    moderation: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -52,6 +56,7 @@ async function startWorker(state: string): Promise<{ base: string; logs: string[
   const worker = await unstable_dev(join(ROOT, "workers/index.ts"), {
     config: join(ROOT, "wrangler.toml"),
     persistTo: state,
+    vars: values.moderation ? {} : { MODERATION_POLICIES: NO_MODERATION },
     ip: "127.0.0.1",
     logLevel: "log",
     experimental: { disableExperimentalWarning: true, watch: false, testMode: false },
@@ -160,6 +165,8 @@ const result = {
   model: MODEL_FILE,
   tokens,
   nCtx,
+  moderation: values.moderation,
+  windowMs: Number(values["window-ms"]),
   budgetMB: Number(values["budget-mb"]),
   shards: modes.batched.shards.map((s) => ({ index: s.index, layers: [s.first, s.end], planBytes: s.totalBytes })),
   throughput: rows,

@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import { OriginRouter, parseRoutes } from "../workers/routing/index.ts";
 import { serveRoutes } from "./origin/route-proxy.ts";
 import { spawnOrigin, type OriginProcess } from "./origin/spawn.ts";
-import { startWorker } from "./origin/spawn-worker.ts";
+import { NO_MODERATION, startWorker } from "./origin/spawn-worker.ts";
 
 const { values } = parseArgs({
   options: {
@@ -159,7 +159,6 @@ try {
 // The hops: the same requests straight to the origin, through the worker (sessionless, and with a
 // session), and through the routing code alone; alternated request by request.
 const route = (url: string) => JSON.stringify({ models: [{ model: "bench", targets: [{ kind: "origin", id: "node", baseUrl: `${url}/v1`, model: "bench", dialect: "openai" }] }] });
-const NO_MODERATION = JSON.stringify({ "*": { checks: { rules: false, classifier: false, judge: false, external: false } } });
 const state = mkdtempSync(join(tmpdir(), "petrel-bench-origin-"));
 const auth = { authorization: "Bearer sk-petrel-local" };
 type Path = "direct" | "worker" | "session" | "routing";

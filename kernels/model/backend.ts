@@ -34,11 +34,25 @@ export interface KVCacheShape {
   /** n_head_kv × head_dim: the width of one token's K (and V) row in one layer. */
   kvDim: number;
   type: KVType;
+  /**
+   * Allocate KV_PAGE positions at a time as they are used, instead of all nCtx up front: a pool
+   * of caches (a ShardDO's) then holds as many sessions as their actual lengths allow.
+   */
+  paged?: boolean;
 }
 
-/** Bytes of K and V for every layer and position of a cache of this shape. */
-export function kvCacheShapeBytes(shape: KVCacheShape): number {
-  return 2 * shape.nLayers * shape.nCtx * shape.kvDim * (shape.type === "f16" ? 2 : 4);
+/** Positions per page of a paged KV-cache. */
+export const KV_PAGE = 16;
+
+/** Bytes of K and V for every layer and position of a cache of this shape (of `positions` of them). */
+export function kvCacheShapeBytes(shape: KVCacheShape, positions = shape.nCtx): number {
+  return 2 * shape.nLayers * positions * shape.kvDim * (shape.type === "f16" ? 2 : 4);
+}
+
+/** Positions a cache of this shape allocates to hold n: all of nCtx, or (paged) whole pages. */
+export function kvCapacity(shape: KVCacheShape, n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > shape.nCtx) throw new RangeError(`context full: ${n} positions > ${shape.nCtx}`);
+  return shape.paged ? Math.min(shape.nCtx, Math.ceil(n / KV_PAGE) * KV_PAGE) : shape.nCtx;
 }
 
 /** The new length for `truncate(n)` on a cache holding `length` positions; throws when n is not in [0, length]. */
@@ -56,8 +70,10 @@ export interface KVCache {
   truncate(n: number): void;
   /** Make `dst` hold this sequence's first n positions (dst must have the same shape). */
   copyPrefixTo(dst: KVCache, n: number): void;
-  /** Bytes the cache holds (for memory accounting). */
+  /** Bytes the cache holds (for memory accounting): all of nCtx, or the pages allocated so far. */
   readonly bytes: number;
+  /** A paged cache allocates the pages that n positions need (keeping what it holds); others need not. */
+  reserve?(n: number): void;
 }
 
 /** How the rotary embedding is applied (from the model's metadata). */

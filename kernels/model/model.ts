@@ -53,6 +53,8 @@ export interface CacheOptions {
   /** Positions to reserve; defaults to the model's training context. */
   nCtx?: number;
   kvType?: KVType;
+  /** Allocate the cache a page at a time as it fills (KVCacheShape.paged). */
+  paged?: boolean;
 }
 
 export class Model {
@@ -119,7 +121,7 @@ export class Model {
     const nCtx = opts.nCtx ?? this.config.nCtxTrain;
     if (!Number.isInteger(nCtx) || nCtx <= 0) throw new RangeError(`context size must be a positive integer, got ${nCtx}`);
     const { nHeadKv, headDim } = this.config;
-    return this.backend.createKVCache({ nLayers: this.layers.length, nCtx, kvDim: nHeadKv * headDim, type: opts.kvType ?? "f32" });
+    return this.backend.createKVCache({ nLayers: this.layers.length, nCtx, kvDim: nHeadKv * headDim, type: opts.kvType ?? "f32", paged: opts.paged });
   }
 
   /**

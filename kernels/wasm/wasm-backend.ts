@@ -145,6 +145,7 @@ class WasmBackendImpl implements WasmBackend {
     const start = cache.length;
     if (start + nTokens > nCtx) throw new RangeError(`context full: ${start} + ${nTokens} tokens > ${nCtx}`);
     if (!Number.isInteger(layer) || layer < 0 || layer >= cache.shape.nLayers) throw new RangeError(`layer ${layer} is outside the cache`);
+    cache.reserve(start + nTokens);
     const qLength = nTokens * p.nHead * p.headDim;
     const [qPtr, outPtr, kPtr, vPtr, scratchPtr] = this.scratch.carve(
       4 * qLength, 4 * qLength, 4 * nTokens * kvDim, 4 * nTokens * kvDim, this.kernels.attentionScratchBytes(start + nTokens, p.headDim),

@@ -60,14 +60,15 @@ describe("ShardDO batching", () => {
   });
 
   it("evicts under a tiny KV budget and recomputes the evicted sessions' tokens", async () => {
-    // Room for one session's cache per shard (2 layers × 64 positions × 128 × f32 × K and V).
+    // Room for one session at its full context per shard (2 layers × 64 positions × 128 × f32 ×
+    // K and V: four pages); each of these sessions needs three.
     const { plan } = await uploadSharded("batch-evict", Q8, { nCtx: 64, minShards: 3, kvBudgetBytes: 2 * 2 * 64 * 128 * 4 });
-    const a = [1, 15, 200, 33, 7];
-    const b = [1, 300, 12, 5, 91, 4];
+    const a = [1, ...Array.from({ length: 35 }, (_, i) => 3 + ((i * 13) % 400))];
+    const b = [1, ...Array.from({ length: 36 }, (_, i) => 5 + ((i * 29) % 400))];
     const a1 = await completeIds("batch-evict", a, 6, "evict-a");
     expect(await completeIds("batch-evict", b, 6, "evict-b")).toEqual(await referenceTokens(Q8, b, 6, { ignoreEos: true }));
     // evict-a's cache at the shards is gone: its follow-up is recomputed from the tokens it keeps.
-    const a2prompt = [...a, ...a1, 77, 78];
+    const a2prompt = [...a, ...a1, 77, 78]; // 50 positions with its reply: four pages
     expect(await completeIds("batch-evict", a2prompt, 6, "evict-a")).toEqual(await referenceTokens(Q8, a2prompt, 6, { ignoreEos: true }));
     // Both at once: they keep evicting each other, and still get their tokens.
     const both = await Promise.all([completeIds("batch-evict", a, 8), completeIds("batch-evict", b, 8)]);
@@ -92,5 +93,36 @@ describe("ShardDO batching", () => {
       expect(body.error.message).toContain("overloaded");
     }
     await Promise.all(responses.filter((r) => r.status === 200).map((r) => r.text()));
+  });
+
+  it("answers a streamed request 429 too, as an HTTP status before any event", async () => {
+    await uploadSharded("batch-busy-sse", Q8, { nCtx: 64, minShards: 3, batching: { windowMs: 1000, maxBatch: 4, queueLimit: 1 } });
+    const responses = await Promise.all(PROMPTS.map((prompt) => api("/v1/completions", { json: { model: "batch-busy-sse", prompt, max_tokens: 2, temperature: 0, stream: true } })));
+    const refused = responses.filter((r) => r.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) {
+      expect(r.headers.get("content-type")).toContain("application/json");
+      expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(((await r.json()) as ErrorBody).error.code).toBe("rate_limit_exceeded");
+    }
+    const served = responses.filter((r) => r.status === 200);
+    expect(served.length).toBeGreaterThan(0);
+    for (const r of served) expect(await r.text()).toContain("data: [DONE]");
+  });
+
+  it("frees a session's KV in every shard when the session is deleted, and an ephemeral one's after its turn", async () => {
+    const { plan } = await uploadSharded("batch-forget", Q8, { nCtx: 64, minShards: 3 });
+    const held = async () => (await shardStats("batch-forget", plan)).map((s) => s.sessions);
+    await completeIds("batch-forget", PROMPTS[0]!, 4, "kept");
+    await completeIds("batch-forget", PROMPTS[1]!, 4);
+    // The shards hear of a turn's end without being waited for: poll briefly.
+    const settle = async (want: number) => {
+      for (let i = 0; i < 50 && (await held()).some((n) => n !== want); i++) await new Promise((r) => setTimeout(r, 20));
+      return held();
+    };
+    expect(await settle(1)).toEqual(plan.shards.map(() => 1));
+    expect((await api("/v1/sessions/kept", { method: "DELETE" })).status).toBe(200);
+    expect(await settle(0)).toEqual(plan.shards.map(() => 0));
+    for (const s of await shardStats("batch-forget", plan)) expect(s.memory.kvBytes).toBe(0);
   });
 });

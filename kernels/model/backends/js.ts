@@ -7,7 +7,7 @@
 import { rowBytes } from "../../gguf/types.ts";
 import { dequantize } from "../../quant/dequantize.ts";
 import { F16_TO_F32, f32ToF16 } from "../../quant/half.ts";
-import { kvCacheShapeBytes, truncatedLength, type AttentionParams, type Backend, type KVCache, type KVCacheShape, type RopeParams, type Weight, type WeightData } from "../backend.ts";
+import { kvCacheShapeBytes, kvCapacity, truncatedLength, type AttentionParams, type Backend, type KVCache, type KVCacheShape, type RopeParams, type Weight, type WeightData } from "../backend.ts";
 
 interface JsWeight extends Weight {
   readonly bytes: Uint8Array;
@@ -17,17 +17,30 @@ interface JsWeight extends Weight {
 /** K and V rows of every layer, position-major: layer l, position p at (p · kvDim). */
 class JsKVCache implements KVCache {
   length = 0;
-  readonly k: (Float32Array | Uint16Array)[];
-  readonly v: (Float32Array | Uint16Array)[];
+  k: (Float32Array | Uint16Array)[] = [];
+  v: (Float32Array | Uint16Array)[] = [];
+  private capacity = -1;
 
   constructor(readonly shape: KVCacheShape) {
-    const make = () => (shape.type === "f16" ? new Uint16Array(shape.nCtx * shape.kvDim) : new Float32Array(shape.nCtx * shape.kvDim));
-    this.k = Array.from({ length: shape.nLayers }, make);
-    this.v = Array.from({ length: shape.nLayers }, make);
+    this.reserve(0);
   }
 
   get bytes(): number {
-    return kvCacheShapeBytes(this.shape);
+    return kvCacheShapeBytes(this.shape, Math.max(0, this.capacity));
+  }
+
+  reserve(n: number): void {
+    const capacity = kvCapacity(this.shape, n);
+    if (capacity <= this.capacity) return;
+    const { nLayers, kvDim, type } = this.shape;
+    const grow = (old: Float32Array | Uint16Array | undefined) => {
+      const rows = type === "f16" ? new Uint16Array(capacity * kvDim) : new Float32Array(capacity * kvDim);
+      if (old) rows.set(old.subarray(0, this.length * kvDim));
+      return rows;
+    };
+    this.k = Array.from({ length: nLayers }, (_, l) => grow(this.k[l]));
+    this.v = Array.from({ length: nLayers }, (_, l) => grow(this.v[l]));
+    this.capacity = capacity;
   }
 
   truncate(n: number): void {
@@ -37,6 +50,8 @@ class JsKVCache implements KVCache {
   copyPrefixTo(dst: KVCache, n: number): void {
     if (!(dst instanceof JsKVCache) || !sameShape(dst.shape, this.shape)) throw new TypeError("copyPrefixTo needs a cache of the same backend and shape");
     if (n > this.length) throw new RangeError(`cannot copy ${n} positions from a cache of ${this.length}`);
+    dst.truncate(0);
+    dst.reserve(n);
     const end = n * this.shape.kvDim;
     for (let l = 0; l < this.shape.nLayers; l++) {
       dst.k[l]!.set(this.k[l]!.subarray(0, end));
@@ -170,6 +185,7 @@ export function createJsBackend(): Backend {
       const { kvDim, nCtx } = cache.shape;
       const start = cache.length;
       if (start + nTokens > nCtx) throw new RangeError(`context full: ${start} + ${nTokens} tokens > ${nCtx}`);
+      cache.reserve(start + nTokens);
       for (let t = 0; t < nTokens; t++) {
         cache.store(layer, start + t, k.subarray(t * kvDim, (t + 1) * kvDim), v.subarray(t * kvDim, (t + 1) * kvDim));
       }
