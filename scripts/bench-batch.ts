@@ -1,5 +1,5 @@
 /**
- * `npm run bench:batch [-- --concurrency 1,2,4,8,16 --tokens N --budget-mb N --kv-budget-mb N --ctx N --shards N --window-ms N --moderation --json]`:
+ * `npm run bench:batch [-- --concurrency 1,2,4,8,16 --tokens N --budget-mb N --kv-budget-mb N --ctx N --shards N --window-ms N --moderation --no-install --json]`:
  * a sharded model served by the local worker (wrangler dev, miniflare), batched vs batching
  * disabled. The SmolLM2-135M-shaped Q4_0 model of `npm run bench` (.cache/bench/smollm2-q4_0.gguf)
  * is cut by `planShards` into ≥ 3 ShardDOs and uploaded twice: with the default batching and with
@@ -7,6 +7,10 @@
  * figure is aggregate generated tokens/s over the wall time. Per-shard peak memory (weights + the
  * most KV held + scratch) comes from the shards' "memory peak" log lines, against the budget.
  * Moderation is off unless --moderation (it is per-session work that batching does not share).
+ * The peer, side by side in the same run: llama.cpp (node-llama-cpp from --peer-dir, installed
+ * unless --no-install; scripts/bench/peer-runner.ts --sessions) on the same file, one thread, the
+ * same prompts and token counts as concurrent sequences of one context, which it decodes as one
+ * batch per step.
  * Writes the JSON to .cache/bench/results/batch-<time>.json.
  */
 import { spawnSync } from "node:child_process";
@@ -18,6 +22,9 @@ import { unstable_dev } from "wrangler";
 import { DEFAULT_BATCHING, planShards, type ShardPlan } from "../durable-objects/shard-plan.ts";
 import { parseGGUF } from "../kernels/gguf/reader.ts";
 import { ROOT } from "./cli/upload.ts";
+import { ensurePeer } from "./bench/peer.ts";
+import type { PeerSessionsResult } from "./bench/peer-runner.ts";
+import { runJsonChild } from "./bench/spawn.ts";
 import { NO_MODERATION } from "./origin/spawn-worker.ts";
 
 const { values } = parseArgs({
@@ -32,6 +39,8 @@ const { values } = parseArgs({
     "kv-budget-mb": { type: "string", default: "32" },
     // Off by default: the figure is the pipeline's; with it, every session also runs the default output guard.
     moderation: { type: "boolean", default: false },
+    "peer-dir": { type: "string", default: ".cache/peer" },
+    "no-install": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -155,9 +164,27 @@ async function runMode(mode: string, plan: ShardPlan): Promise<{ tokS: number[];
 }
 
 say(`${MODEL_FILE}: ${modes.batched.shards.length} shards, budget ${values["budget-mb"]} MB, n_ctx ${nCtx}, ${tokens} tokens per session`);
+/** llama.cpp on the same file and prompts; undefined (with the reason said) when it cannot run. */
+async function runPeer(): Promise<PeerSessionsResult | undefined> {
+  const peerDir = join(ROOT, values["peer-dir"]);
+  const missing = await ensurePeer(peerDir, { install: !values["no-install"], log: say });
+  if (missing) {
+    say(`llama.cpp peer unavailable: ${missing}`);
+    return undefined;
+  }
+  const promptsFile = join(mkdtempSync(join(tmpdir(), "petrel-bench-batch-peer-")), "prompts.json");
+  writeFileSync(promptsFile, JSON.stringify(Array.from({ length: Math.max(...levels) }, (_, i) => prompt(i))));
+  const args = ["--import", "tsx", "scripts/bench/peer-runner.ts", "--model", MODEL_FILE, "--sessions", promptsFile, "--concurrency", levels.join(","), "--gen", String(tokens), "--threads", "1", "--peer-dir", peerDir];
+  const outcome = await runJsonChild<PeerSessionsResult>(process.execPath, args, { cwd: ROOT, timeoutS: 900 });
+  if (!outcome.ok) say(`llama.cpp peer failed: ${outcome.error}`);
+  else for (const r of outcome.value!.throughput) say(`llama.cpp, ${r.concurrency} sequences: ${r.tok_s.toFixed(1)} tok/s`);
+  return outcome.value;
+}
+
 const batched = await runMode("batched", modes.batched);
 const unbatched = await runMode("unbatched", modes.unbatched);
-const rows = levels.map((concurrency, i) => ({ concurrency, batched: batched.tokS[i]!, unbatched: unbatched.tokS[i]! }));
+const peer = await runPeer();
+const rows = levels.map((concurrency, i) => ({ concurrency, batched: batched.tokS[i]!, unbatched: unbatched.tokS[i]!, llamaCpp: peer?.throughput[i]?.tok_s ?? null }));
 const peaks = [...batched.peaks, ...unbatched.peaks];
 const one = rows.find((r) => r.concurrency === 1);
 const eight = rows.find((r) => r.concurrency === 8);
@@ -170,7 +197,7 @@ const result = {
   budgetMB: Number(values["budget-mb"]),
   shards: modes.batched.shards.map((s) => ({ index: s.index, layers: [s.first, s.end], planBytes: s.totalBytes })),
   throughput: rows,
-  speedupAt8: one && eight ? { batched: eight.batched / one.batched, unbatched: eight.unbatched / one.unbatched } : null,
+  speedupAt8: one && eight ? { batched: eight.batched / one.batched, unbatched: eight.unbatched / one.unbatched, llamaCpp: one.llamaCpp && eight.llamaCpp ? eight.llamaCpp / one.llamaCpp : null } : null,
   shardPeakMemory: peaks,
 };
 mkdirSync(join(ROOT, ".cache/bench/results"), { recursive: true });
@@ -178,10 +205,12 @@ const out = join(ROOT, `.cache/bench/results/batch-${new Date().toISOString().re
 writeFileSync(out, JSON.stringify(result, null, 2) + "\n");
 if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + "\n");
 else {
-  say("\n| sessions | batched tok/s | unbatched tok/s | batched / unbatched |");
-  say("| ---: | ---: | ---: | ---: |");
-  for (const r of rows) say(`| ${r.concurrency} | ${r.batched.toFixed(1)} | ${r.unbatched.toFixed(1)} | ${(r.batched / r.unbatched).toFixed(2)}× |`);
-  if (result.speedupAt8) say(`aggregate at 8 sessions vs 1: batched ${result.speedupAt8.batched.toFixed(2)}×, unbatched ${result.speedupAt8.unbatched.toFixed(2)}×`);
+  const fixed = (x: number | null) => (x === null ? "–" : x.toFixed(1));
+  say("\n| sessions | batched tok/s | unbatched tok/s | batched / unbatched | llama.cpp tok/s |");
+  say("| ---: | ---: | ---: | ---: | ---: |");
+  for (const r of rows) say(`| ${r.concurrency} | ${r.batched.toFixed(1)} | ${r.unbatched.toFixed(1)} | ${(r.batched / r.unbatched).toFixed(2)}× | ${fixed(r.llamaCpp)} |`);
+  const s8 = result.speedupAt8;
+  if (s8) say(`aggregate at 8 sessions vs 1: batched ${s8.batched.toFixed(2)}×, unbatched ${s8.unbatched.toFixed(2)}×, llama.cpp ${s8.llamaCpp === null ? "–" : `${s8.llamaCpp.toFixed(2)}×`}`);
   for (const p of result.shardPeakMemory) say(`${p.model} shard ${p.shard}: peak ${(p.peakBytes / 2 ** 20).toFixed(1)} MB of ${(p.budgetBytes / 2 ** 20).toFixed(1)} MB`);
   say(`results: ${out}`);
 }

@@ -8,6 +8,13 @@
  * optional), evaluates the prompt ids as one batch (prefill, ending with the logits and greedy
  * pick of the last position), then decodes --gen tokens one at a time with greedy sampling.
  * Prints one JSON line (PeerResult). With --info it only prints the library's system info.
+ *
+ *   … --model FILE --sessions PROMPTS.json --concurrency 1,2,4,8 [--gen 32] [--threads 1]
+ *
+ * Concurrent sequences, as `npm run bench:batch` runs sessions: for each level n, n sequences of
+ * one context (which llama.cpp decodes together, one batch per step) each take prompts[i] and
+ * generate --gen tokens greedily; prints one JSON line (PeerSessionsResult): aggregate generated
+ * tokens/s over the wall time of each level.
  */
 import { join, resolve } from "node:path";
 import { readFileSync } from "node:fs";
@@ -29,6 +36,12 @@ export interface PeerResult {
   /** As node-llama-cpp reports it: true/false, or "auto" when llama.cpp decides. */
   flash_attention: boolean | string;
   load_s: number;
+}
+
+export interface PeerSessionsResult {
+  threads: number;
+  gen: number;
+  throughput: { concurrency: number; tok_s: number }[];
 }
 
 export interface PeerInfo {
@@ -99,6 +112,19 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
 
+  const sessionsPath = arg(argv, "sessions");
+  if (sessionsPath) {
+    const modelPath = arg(argv, "model");
+    if (!modelPath) throw new Error("--sessions needs --model");
+    const prompts = JSON.parse(readFileSync(sessionsPath, "utf8")) as number[][];
+    const levels = (arg(argv, "concurrency") ?? "1").split(",").map(Number);
+    const nGen = Number(arg(argv, "gen") ?? "32");
+    if (levels.some((n) => !Number.isInteger(n) || n < 1 || n > prompts.length)) throw new Error(`--concurrency needs 1..${prompts.length} (the prompts given)`);
+    process.stdout.write(JSON.stringify(await sessions(llama, modelPath, prompts, levels, nGen, threads)) + "\n");
+    await llama.dispose();
+    return;
+  }
+
   const modelPath = arg(argv, "model");
   const idsPath = arg(argv, "prompt-ids");
   if (!modelPath || !idsPath) throw new Error("usage: peer-runner --model FILE --prompt-ids IDS.json [--threads N] [--gen N]");
@@ -147,6 +173,26 @@ async function main(argv: string[]): Promise<void> {
   await context.dispose();
   await model.dispose();
   await llama.dispose();
+}
+
+async function sessions(llama: NLCLlama, modelPath: string, prompts: number[][], levels: number[], nGen: number, threads: number): Promise<PeerSessionsResult> {
+  const model = await llama.loadModel({ modelPath: resolve(modelPath), gpuLayers: 0 });
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const throughput: PeerSessionsResult["throughput"] = [];
+  for (const n of levels) {
+    const context = await model.createContext({ contextSize: n * (longest + nGen + 1), batchSize: n * longest, threads, sequences: n });
+    const started = performance.now();
+    const counts = await Promise.all(prompts.slice(0, n).map(async (prompt) => {
+      const sequence = context.getSequence();
+      let generated = 0;
+      for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) if (++generated === nGen) break;
+      return generated;
+    }));
+    throughput.push({ concurrency: n, tok_s: (counts.reduce((a, b) => a + b, 0) / (performance.now() - started)) * 1000 });
+    await context.dispose();
+  }
+  await model.dispose();
+  return { threads, gen: nGen, throughput };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
