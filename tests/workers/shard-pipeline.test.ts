@@ -74,4 +74,32 @@ describe("a model sharded across ShardDOs", () => {
     expect(body.messages.map((m) => [m.role, m.status])).toEqual([["prompt", "complete"], ["completion", "complete"]]);
     expect(body.messages[1]!.token_ids).toEqual(expected);
   });
+  it("spreads sessions over pipeline replicas and keeps each on the replica that holds its KV", async () => {
+    const { plan } = await uploadSharded("shard-replicas", Q8, { nCtx: 64, minShards: 3, replicas: 2 });
+    const turn = async (session: string, prompt: number[]) => {
+      const res = await api("/v1/completions", {
+        json: { model: "shard-replicas", prompt, max_tokens: 4, temperature: 0, ignore_eos: true, return_token_ids: true },
+        headers: { "x-session-id": session },
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { choices: { token_ids: number[] }[]; usage: { prompt_tokens_details: { cached_tokens: number } } };
+    };
+    const sessions = Array.from({ length: 6 }, (_, i) => ({ name: `replica-${i}`, prompt: [1, 20 + i, 7, 300 - i] }));
+    for (const s of sessions) {
+      const first = await turn(s.name, s.prompt);
+      // The follow-up reuses the first turn's KV, which only its own replica holds: no miss, no recompute.
+      const next = [...s.prompt, ...first.choices[0]!.token_ids, 77];
+      const second = await turn(s.name, next);
+      // Cached: all but the last generated token (sampled, never fed) and the new one.
+      expect(second.usage.prompt_tokens_details.cached_tokens).toBe(next.length - 2);
+      expect(second.choices[0]!.token_ids).toEqual(await referenceTokens(Q8, next, 4, { ignoreEos: true }));
+    }
+    const replicas = await Promise.all([0, 1].map((r) => shardStats("shard-replicas", plan, r)));
+    for (const stats of replicas) {
+      expect(stats.every((s) => s.steps > 0)).toBe(true);
+      expect(stats.every((s) => s.misses === 0)).toBe(true);
+    }
+    // Each step went to one replica only: two turns of one prefill step and 3 decode steps per session.
+    expect(replicas[0]![0]!.steps + replicas[1]![0]!.steps).toBe(sessions.length * 2 * 4);
+  });
 });
