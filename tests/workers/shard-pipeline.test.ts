@@ -1,7 +1,8 @@
 /**
  * A model cut into ≥ 3 ShardDOs computes what the whole model computes: the fixture rule
  * (teacher-forced logits and greedy tokens) through the pipeline, the API's greedy tokens equal to
- * the unsharded engine's, a gguf-split model, and recovery when a shard loses its state.
+ * the unsharded engine's, a gguf-split model, recovery when a shard loses its state, and sessions
+ * spread over pipeline replicas, each kept on the one that holds its KV.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
