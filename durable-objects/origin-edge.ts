@@ -7,16 +7,11 @@
  */
 import { ApiError, isOpenAIErrorBody, notFound } from "../workers/errors.ts";
 import type { Env } from "../workers/env.ts";
-import { isManifest, manifestKey, MODEL_ID_RE, type ModelManifest } from "../workers/manifest.ts";
+import { readManifest } from "../workers/manifest.ts";
 import { DIALECTS, lines } from "../workers/routing/dialects.ts";
 import type { EdgeHandler } from "../workers/routing/index.ts";
 import type { RouteCaller } from "./origin-usage.ts";
 import type { TurnInput } from "./protocol.ts";
-
-async function edgeManifest(bucket: R2Bucket, id: string): Promise<ModelManifest | undefined> {
-  const m: unknown = MODEL_ID_RE.test(id) ? await (await bucket.get(manifestKey(id)))?.json() : undefined;
-  return isManifest(m) && m.id === id ? m : undefined;
-}
 
 /** The edge turn's refusal (400 context_length_exceeded, 409, 500…) as an ApiError the router classifies. */
 async function edgeRefusal(res: Response): Promise<ApiError> {
@@ -29,7 +24,7 @@ async function edgeRefusal(res: Response): Promise<ApiError> {
 
 export function edgeHandler(env: Env, caller: RouteCaller): EdgeHandler {
   return async (req, target, signal) => {
-    const manifest = await edgeManifest(env.MODELS, target.model);
+    const manifest = await readManifest(env.MODELS, target.model);
     if (!manifest) throw notFound(`The edge model '${target.model}' of target '${target.id}' is not in the model bucket.`, null, "model_not_found");
     const turn: TurnInput = {
       kind: req.kind,

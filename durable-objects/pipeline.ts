@@ -18,6 +18,7 @@ import type { ShardedManifest, ShardPlan } from "./shard-plan.ts";
 import type { ShardStepRequest, ShardStepResult } from "./shard-protocol.ts";
 import { shardName, type ShardDO } from "./shard.ts";
 import { modelFiles, readModelIndex, readPlan } from "./shard-weights.ts";
+import { readManifest } from "../workers/manifest.ts";
 
 /** Full recomputations one step may need (a shard reset while recomputing, …) before it fails. */
 const MAX_RECOMPUTES = 3;
@@ -106,12 +107,7 @@ export class PipelineModel {
 
   /** Tells the replica's shards that this session's turn is over (with forget: drop its KV there too). */
   endTurn(cache: KVCache, { forget }: { forget: boolean }): void {
-    if (!(cache instanceof RemoteKV)) return;
-    for (const spec of this.plan.shards) {
-      this.stub(spec.index, cache.replica).leave(cache.session, forget).catch((e: unknown) => {
-        console.error(JSON.stringify({ level: "warn", component: "pipeline", msg: "shard leave failed", shard: spec.index, error: String(e) }));
-      });
-    }
+    if (cache instanceof RemoteKV) void leaveShards(this.shards, this.manifest.id, this.plan, cache.session, forget);
   }
 
   private stub(index: number, replica: number): DurableObjectStub<ShardDO> {
@@ -159,6 +155,26 @@ export class PipelineModel {
       }
       await sleep(Math.min(res.retryAfterMs, 250));
     }
+  }
+}
+
+/** Sends a session's turn end (with forget: drop its KV) to every shard of its replica; failures are logged, not thrown. */
+async function leaveShards(shards: DurableObjectNamespace<ShardDO>, model: string, plan: ShardPlan, session: string, forget: boolean): Promise<void> {
+  const replica = replicaOf(session, plan.replicas);
+  await Promise.all(plan.shards.map((spec) =>
+    shards.get(shards.idFromName(shardName(model, spec.index, replica))).leave(session, forget).catch((e: unknown) => {
+      console.error(JSON.stringify({ level: "warn", component: "pipeline", msg: "shard leave failed", shard: spec.index, error: String(e) }));
+    })));
+}
+
+/**
+ * Frees a session's KV in the shards of the sharded models among `models` (by id): for a deleted
+ * session whose object no longer holds its pipeline cache (it restarted since its last turn).
+ */
+export async function forgetInShards(env: Env, models: readonly string[], session: string): Promise<void> {
+  for (const id of models) {
+    const manifest = await readManifest(env.MODELS, id);
+    if (manifest && isSharded(manifest)) await leaveShards(env.SHARDS, id, await readPlan(env.MODELS, manifest), session, true);
   }
 }
 

@@ -19,7 +19,7 @@ import { createServingBackend, servingBackend } from "./backends.ts";
 import { MB } from "./memory.ts";
 import { getModel, isolateStats, SessionCache, type LoadedModel } from "./executor.ts";
 import { runGeneration, type GenerationResult } from "./generation.ts";
-import { getPipelineModel, isSharded } from "./pipeline.ts";
+import { forgetInShards, getPipelineModel, isSharded } from "./pipeline.ts";
 import type { RoutedTurnInput, TurnInput } from "./protocol.ts";
 import { runOriginTurn } from "./origin-turn.ts";
 import { checkTokenPrompt, finishGuardedTurn, turnOutputGuard, withPinnedPrompt } from "../workers/moderation/turn.ts";
@@ -123,8 +123,12 @@ export class SessionDO extends DurableObject<Env> {
 
   private async forget(session: string, requestId: string): Promise<Response> {
     if (this.busy) return sessionBusy(session).toResponse();
-    const existed = this.rows().length > 0;
+    const rows = this.rows();
+    const existed = rows.length > 0;
+    const heldHere = this.cache.kv !== undefined;
     this.cache.release();
+    // After a restart this object holds no pipeline cache: the shards are told from the history.
+    if (!heldHere) await forgetInShards(this.env, [...new Set(rows.flatMap((r) => (r.model ? [r.model] : [])))], this.ctx.id.toString());
     await this.ctx.storage.deleteAll();
     this.createTables();
     this.log(requestId, "session deleted", { existed });

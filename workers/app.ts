@@ -13,7 +13,7 @@ import type { RoutedTurnInput, TurnInput } from "../durable-objects/protocol.ts"
 import { authenticate, isAdmin, isKeyRecord, newApiKey, sha256Hex, type KeyRecord, type Principal } from "./auth.ts";
 import { numberVar, type Env } from "./env.ts";
 import { ApiError, badRequest, forbidden, isOpenAIErrorBody, modelNotFound, notFound, payloadTooLarge, rateLimited, serverError } from "./errors.ts";
-import { isManifest, manifestKey, MODEL_ID_RE, modelObject, type ModelManifest } from "./manifest.ts";
+import { isManifest, modelObject, readManifest, type ModelManifest } from "./manifest.ts";
 import { isolateHealth, metered, OriginRouter, replyResponse, routeHeader, routeTableOf, type EdgeHandler, type RouteTable } from "./routing/index.ts";
 import { edgeHandler } from "../durable-objects/origin-edge.ts";
 import { routedUsage } from "../durable-objects/origin-usage.ts";
@@ -121,7 +121,7 @@ export function createApp(): Hono<AppEnv> {
 
   app.get("/v1/models/:id{.+}", async (c) => {
     const id = c.req.param("id");
-    const m = await getManifest(c.env.MODELS, id);
+    const m = await readManifest(c.env.MODELS, id);
     if (!m && routerFor(c.env)?.has(id)) return c.json(routedModelObject(id));
     if (!m) throw modelNotFound(id);
     return c.json(modelObject(m));
@@ -191,14 +191,6 @@ export function createApp(): Hono<AppEnv> {
 
 // ---------------------------------------------------------------------------------------------
 
-export async function getManifest(bucket: R2Bucket, id: string): Promise<ModelManifest | undefined> {
-  if (!MODEL_ID_RE.test(id)) return undefined;
-  const obj = await bucket.get(manifestKey(id));
-  if (!obj) return undefined;
-  const m: unknown = await obj.json();
-  return isManifest(m) && m.id === id ? m : undefined;
-}
-
 async function listManifests(bucket: R2Bucket): Promise<ModelManifest[]> {
   const out: ModelManifest[] = [];
   let cursor: string | undefined;
@@ -243,7 +235,7 @@ async function generation(c: Ctx, kind: "chat" | "completion", body: ChatRequest
   const routed = router?.has(body.model) === true;
   if (routed && session === undefined) return routedGeneration(c, router!, kind, body);
   // A routed model with a session goes to its SessionDO, which keeps the history and routes the turn (durable-objects/origin-turn.ts).
-  const manifest = routed ? undefined : await getManifest(c.env.MODELS, body.model);
+  const manifest = routed ? undefined : await readManifest(c.env.MODELS, body.model);
   if (!routed && !manifest) throw modelNotFound(body.model);
 
   const admission = await accountOf(c.env, principal.tenant).admit(principal.keyHash, { rpm: principal.rpm, tpm: principal.tpm });

@@ -80,6 +80,13 @@ export function describeModel(
   };
 }
 
+/** The manifest of model `id` in the bucket; undefined for an unknown (or malformed) one. */
+export async function readManifest(bucket: { get(key: string): Promise<{ json(): Promise<unknown> } | null> }, id: string): Promise<ModelManifest | undefined> {
+  if (!MODEL_ID_RE.test(id)) return undefined;
+  const m: unknown = await (await bucket.get(manifestKey(id)))?.json();
+  return isManifest(m) && m.id === id ? m : undefined;
+}
+
 export function isManifest(v: unknown): v is ModelManifest {
   if (typeof v !== "object" || v === null) return false;
   const m = v as Record<string, unknown>;

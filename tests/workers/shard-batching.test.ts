@@ -3,8 +3,10 @@
  * per batched step), with the same tokens as unbatched; a long prefill is chunked and no session
  * waits beyond the scheduler's bound; a tiny KV budget evicts and recomputes; a full queue is 429.
  */
+import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { api, type ErrorBody } from "./helpers.ts";
+import { sessionName } from "../../workers/app.ts";
+import { api, testEnv, type ErrorBody } from "./helpers.ts";
 import { referenceTokens } from "./reference.ts";
 import { completeIds, Q8, shardStats, uploadSharded } from "./shard-helpers.ts";
 
@@ -124,5 +126,11 @@ describe("ShardDO batching", () => {
     expect((await api("/v1/sessions/kept", { method: "DELETE" })).status).toBe(200);
     expect(await settle(0)).toEqual(plan.shards.map(() => 0));
     for (const s of await shardStats("batch-forget", plan)) expect(s.memory.kvBytes).toBe(0);
+    // A session object restarted since its turn holds no pipeline cache: it tells the shards from its history.
+    await completeIds("batch-forget", PROMPTS[2]!, 4, "restarted");
+    expect(await settle(1)).toEqual(plan.shards.map(() => 1));
+    await evictDurableObject(testEnv.SESSIONS.get(testEnv.SESSIONS.idFromName(sessionName("tenant-a", "restarted"))));
+    expect((await api("/v1/sessions/restarted", { method: "DELETE" })).status).toBe(200);
+    expect(await settle(0)).toEqual(plan.shards.map(() => 0));
   });
 });

@@ -4,7 +4,7 @@
  * endpoint (an origin). Greedy, a few tokens: the answer is "safe" or "unsafe\n<codes>".
  */
 import type { TurnInput } from "../../durable-objects/protocol.ts";
-import { getManifest } from "../app.ts";
+import { readManifest } from "../manifest.ts";
 import { isOpenAIErrorBody } from "../errors.ts";
 import { chatRequestSchema } from "../schemas.ts";
 import type { EngineContext } from "./engines.ts";
@@ -23,7 +23,7 @@ function answerText(body: unknown, from: string): string {
 const judgeBody = (model: string, maxTokens: number, prompt: string) => ({ model, messages: [{ role: "user" as const, content: prompt }], max_tokens: maxTokens, temperature: 0 });
 
 export async function edgeJudgeCompletion(ctx: EngineContext, judge: { model: string; maxTokens: number }, prompt: string): Promise<string> {
-  const manifest = await getManifest(ctx.env.MODELS, judge.model);
+  const manifest = await readManifest(ctx.env.MODELS, judge.model);
   if (!manifest) throw new Error(`judge model '${judge.model}' is not served here`);
   const ns = ctx.env.SESSIONS;
   const turn: TurnInput = {
