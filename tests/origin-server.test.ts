@@ -194,8 +194,12 @@ describe("Node origin under overload", () => {
         [0, 1, 2, 3].map(() => c.completions.create({ model: "m", prompt: [1, 2, 3], max_tokens: 60, temperature: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming & Ext)),
       );
       const refused = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as InstanceType<typeof OpenAI.RateLimitError>);
-      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(2);
-      expect(refused).toHaveLength(2);
+      // At most max-running + max-queue are served; which ones depends on whether the engine has
+      // moved the first from the queue to running when the second arrives (then two, else one).
+      const served = results.filter((r) => r.status === "fulfilled").length;
+      expect(served).toBeGreaterThanOrEqual(1);
+      expect(served).toBeLessThanOrEqual(2);
+      expect(refused).toHaveLength(4 - served);
       for (const e of refused) {
         expect(e).toBeInstanceOf(OpenAI.RateLimitError);
         expect(e.code).toBe("overloaded");
