@@ -17,6 +17,8 @@ export interface LabelledItem {
 export const DATA_DIR = fileURLToPath(new URL("../../data/moderation/", import.meta.url));
 export const TRAIN_PATH = `${DATA_DIR}train.jsonl`;
 export const HELDOUT_PATH = `${DATA_DIR}heldout.jsonl`;
+/** Sealed: written blind after the classifier was final, evaluated once (data/moderation/README.md). */
+export const TEST_PATH = `${DATA_DIR}test.jsonl`;
 
 export function parseJsonl(source: string, name = "jsonl"): LabelledItem[] {
   const items: LabelledItem[] = [];
