@@ -110,10 +110,6 @@ export class PipelineModel {
     if (cache instanceof RemoteKV) void leaveShards(this.shards, this.manifest.id, this.plan, cache.session, forget);
   }
 
-  private stub(index: number, replica: number): DurableObjectStub<ShardDO> {
-    return this.shards.get(this.shards.idFromName(shardName(this.manifest.id, index, replica)));
-  }
-
   /** One pass through the shards; undefined on a miss (or a failed shard) unless `final`, where it throws. */
   private async runOnce(cache: RemoteKV, start: number, feed: number[], final: boolean): Promise<Float32Array | undefined> {
     let hidden: Float32Array | undefined;
@@ -139,7 +135,7 @@ export class PipelineModel {
 
   /** A step at one shard: a busy shard refuses a new turn (429) and is waited for during one; a failing one is a miss. */
   private async call(index: number, cache: RemoteKV, req: ShardStepRequest, final: boolean): Promise<ShardStepResult | undefined> {
-    const stub = this.stub(index, cache.replica);
+    const stub = shardStub(this.shards, this.manifest.id, index, cache.replica);
     for (let wait = 0; ; wait++) {
       let res: ShardStepResult;
       try {
@@ -158,11 +154,14 @@ export class PipelineModel {
   }
 }
 
+const shardStub = (shards: DurableObjectNamespace<ShardDO>, model: string, index: number, replica: number) =>
+  shards.get(shards.idFromName(shardName(model, index, replica)));
+
 /** Sends a session's turn end (with forget: drop its KV) to every shard of its replica; failures are logged, not thrown. */
 async function leaveShards(shards: DurableObjectNamespace<ShardDO>, model: string, plan: ShardPlan, session: string, forget: boolean): Promise<void> {
   const replica = replicaOf(session, plan.replicas);
   await Promise.all(plan.shards.map((spec) =>
-    shards.get(shards.idFromName(shardName(model, spec.index, replica))).leave(session, forget).catch((e: unknown) => {
+    shardStub(shards, model, spec.index, replica).leave(session, forget).catch((e: unknown) => {
       console.error(JSON.stringify({ level: "warn", component: "pipeline", msg: "shard leave failed", shard: spec.index, error: String(e) }));
     })));
 }

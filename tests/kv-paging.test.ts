@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ShardKvPool } from "../durable-objects/shard-kv.ts";
 import { parseGGUF } from "../kernels/gguf/reader.ts";
 import { GGMLType } from "../kernels/gguf/types.ts";
-import { KV_PAGE, kvCacheShapeBytes, type Backend, type KVCache } from "../kernels/model/backend.ts";
+import { KV_PAGE, kvCacheShapeBytes, kvCapacity, type Backend, type KVCache } from "../kernels/model/backend.ts";
 import { createJsBackend } from "../kernels/model/backends/js.ts";
 import { loadModel, type Model } from "../kernels/model/model.ts";
 import { createWasmBackend, type WasmBackend } from "../kernels/wasm/backend.ts";
@@ -62,7 +62,7 @@ describe("ShardKvPool", () => {
   const shape = model.createCache({ nCtx: 96, paged: true }).shape;
   const pageBytes = kvCacheShapeBytes(shape, KV_PAGE);
   const pool = (pages: number) =>
-    new ShardKvPool(pages * pageBytes, () => model.createCache({ nCtx: 96, paged: true }), (n) => kvCacheShapeBytes(shape, Math.ceil(n / KV_PAGE) * KV_PAGE));
+    new ShardKvPool(pages * pageBytes, () => model.createCache({ nCtx: 96, paged: true }), (n) => kvCacheShapeBytes(shape, kvCapacity(shape, n)));
 
   it("counts pages, so short sessions share a budget that full contexts would not", () => {
     const p = pool(6); // one full context (96 positions) is 6 pages
